@@ -1,0 +1,37 @@
+"""transfer_tf: transfer learning with Keras 3 and TensorFlow.
+
+A pretrained `keras.applications` backbone, a small head, a two-phase
+trainer that keeps BatchNorm frozen, and run folders that load safely.
+"""
+
+import os as _os
+
+# TensorFlow's C++ start-up banners are noise for users of this library.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+from transfer_tf.backbones import BackboneSpec, Block, get_backbone, list_backbones  # noqa: E402
+from transfer_tf.head import build_head  # noqa: E402
+from transfer_tf.model import ImageClassifier  # noqa: E402
+from transfer_tf.preprocessing import ImagePreprocessing  # noqa: E402
+from transfer_tf.saving import load, save  # noqa: E402
+from transfer_tf.training import FineTuneResult, PhaseResult, fine_tune  # noqa: E402
+from transfer_tf.weights import WeightsNotAvailableError, keras_cache_dir  # noqa: E402
+
+__all__ = [
+    "BackboneSpec",
+    "Block",
+    "FineTuneResult",
+    "ImageClassifier",
+    "ImagePreprocessing",
+    "PhaseResult",
+    "WeightsNotAvailableError",
+    "build_head",
+    "fine_tune",
+    "get_backbone",
+    "keras_cache_dir",
+    "list_backbones",
+    "load",
+    "save",
+]

@@ -1,0 +1,297 @@
+"""Registry of `keras.applications` backbones: one record per backbone.
+
+Backbone knowledge is data. Each `BackboneSpec` says how to build the
+convolutional base, which preprocessing it expects, its input sizes, its
+feature size, and how its layers group into named blocks. A block is a
+resolution stage of the network (VGG16 `block1`..`block5`, ResNet50
+`conv1`..`conv5`), so "unfreeze the top N blocks" means the same thing for
+every backbone: the last N stages, the ones closest to the output.
+"""
+
+import dataclasses
+import re
+
+import keras
+
+A = keras.applications
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A named group of consecutive layers of a backbone.
+
+    A block ends at the last layer whose name fully matches `ends_at`, or
+    just before the first layer whose name fully matches `ends_before` (for
+    backbones whose stage outputs have automatically generated names, such as
+    Xception's residual `add` layers). The last block of a backbone sets
+    neither: it ends at the backbone's output.
+
+    Args:
+        name: str. The block's name, e.g. `"block5"`.
+        ends_at: str or `None`. Regular expression for the block's last layer.
+        ends_before: str or `None`. Regular expression for the first layer of
+            the next block.
+    """
+
+    name: str
+    ends_at: str | None = None
+    ends_before: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """Everything transfer_tf knows about one backbone.
+
+    Args:
+        name: str. Registry name, lower case, e.g. `"resnet50"`.
+        constructor: callable. The `keras.applications` function.
+        preprocessing: str. The in-graph preprocessing mode: `"caffe"`
+            (RGB to BGR, ImageNet mean subtracted), `"tf"` (scaled to
+            [-1, 1]), `"torch"` (scaled to [0, 1], ImageNet mean and std) or
+            `"none"` (the base preprocesses raw 0-255 pixels itself).
+        default_size: int. The input size the ImageNet weights were trained at.
+        min_size: int. The smallest input height and width the base accepts.
+        feature_channels: int. Channels of the base's output feature map.
+        blocks: tuple of `Block`. The blocks from input to output.
+        preprocess_input: callable. Keras's own `preprocess_input` for this
+            family, the reference the in-graph preprocessing must match.
+        constructor_kwargs: dict. Extra arguments for `constructor`.
+    """
+
+    name: str
+    constructor: object
+    preprocessing: str
+    default_size: int
+    min_size: int
+    feature_channels: int
+    blocks: tuple
+    preprocess_input: object
+    constructor_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def block_names(self):
+        return tuple(block.name for block in self.blocks)
+
+    def to_dict(self):
+        """Returns the record as plain data (for printing and JSON)."""
+        return {
+            "name": self.name,
+            "keras_application": self.constructor.__name__,
+            "preprocessing": self.preprocessing,
+            "default_size": self.default_size,
+            "min_size": self.min_size,
+            "feature_channels": self.feature_channels,
+            "blocks": list(self.block_names),
+        }
+
+
+def _stages(*pairs, last):
+    """Blocks ending at the last layer matching each pattern, then `last`."""
+    return tuple(Block(name, ends_at=pattern) for name, pattern in pairs) + (
+        Block(last),
+    )
+
+
+_VGG_BLOCKS = _stages(*((f"block{i}", f"block{i}_pool") for i in range(1, 5)), last="block5")
+_RESNET_BLOCKS = (
+    Block("conv1", ends_at="pool1_pool"),
+    Block("conv2", ends_at=r"conv2_block\d+_out"),
+    Block("conv3", ends_at=r"conv3_block\d+_out"),
+    Block("conv4", ends_at=r"conv4_block\d+_out"),
+    Block("conv5"),
+)
+_EFFICIENTNET_BLOCKS = _stages(
+    ("stem_block1", r"block1\w+"),
+    ("block2", r"block2\w+"),
+    ("block3", r"block3\w+"),
+    ("block4_5", r"block5\w+"),
+    last="block6_top",
+)
+
+
+def _efficientnet(name, constructor, default_size, channels, module):
+    return BackboneSpec(
+        name=name,
+        constructor=constructor,
+        preprocessing="none",
+        default_size=default_size,
+        min_size=32,
+        feature_channels=channels,
+        blocks=_EFFICIENTNET_BLOCKS,
+        preprocess_input=module.preprocess_input,
+    )
+
+
+_SPECS = (
+    BackboneSpec("vgg16", A.VGG16, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg16.preprocess_input),
+    BackboneSpec("vgg19", A.VGG19, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg19.preprocess_input),
+    BackboneSpec("resnet50", A.ResNet50, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input),
+    BackboneSpec("resnet101", A.ResNet101, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input),
+    BackboneSpec(
+        "resnet50v2", A.ResNet50V2, "tf", 224, 32, 2048,
+        _RESNET_BLOCKS, A.resnet_v2.preprocess_input,
+    ),
+    BackboneSpec(
+        "mobilenetv2", A.MobileNetV2, "tf", 224, 32, 1280,
+        _stages(
+            ("stage1", "expanded_conv_project_BN"),
+            ("stage2", "block_2_add"),
+            ("stage3", "block_5_add"),
+            ("stage4", "block_12_add"),
+            last="stage5",
+        ),
+        A.mobilenet_v2.preprocess_input,
+    ),
+    BackboneSpec(
+        "mobilenetv3small", A.MobileNetV3Small, "none", 224, 32, 576,
+        _stages(
+            ("stage1", "conv_bn"),
+            ("stage2", "expanded_conv_project_bn"),
+            ("stage3", "expanded_conv_2_add"),
+            ("stage4", "expanded_conv_7_add"),
+            last="stage5",
+        ),
+        A.mobilenet_v3.preprocess_input,
+    ),
+    BackboneSpec(
+        "mobilenetv3large", A.MobileNetV3Large, "none", 224, 32, 960,
+        _stages(
+            ("stage1", "expanded_conv_add"),
+            ("stage2", "expanded_conv_2_add"),
+            ("stage3", "expanded_conv_5_add"),
+            ("stage4", "expanded_conv_11_add"),
+            last="stage5",
+        ),
+        A.mobilenet_v3.preprocess_input,
+    ),
+    _efficientnet("efficientnetb0", A.EfficientNetB0, 224, 1280, A.efficientnet),
+    _efficientnet("efficientnetb1", A.EfficientNetB1, 240, 1280, A.efficientnet),
+    _efficientnet("efficientnetb2", A.EfficientNetB2, 260, 1408, A.efficientnet),
+    _efficientnet("efficientnetb3", A.EfficientNetB3, 300, 1536, A.efficientnet),
+    _efficientnet("efficientnetv2b0", A.EfficientNetV2B0, 224, 1280, A.efficientnet_v2),
+    BackboneSpec(
+        "densenet121", A.DenseNet121, "torch", 224, 32, 1024,
+        _stages(
+            ("conv1", "pool1"),
+            ("conv2", "pool2_pool"),
+            ("conv3", "pool3_pool"),
+            ("conv4", "pool4_pool"),
+            last="conv5",
+        ),
+        A.densenet.preprocess_input,
+    ),
+    BackboneSpec(
+        "inceptionv3", A.InceptionV3, "tf", 299, 75, 2048,
+        # The stem's layers have generated names; it joins the first stage.
+        _stages(("stem_mixed0_2", "mixed2"), ("mixed3_7", "mixed7"), last="mixed8_10"),
+        A.inception_v3.preprocess_input,
+    ),
+    BackboneSpec(
+        "xception", A.Xception, "tf", 299, 71, 2048,
+        (
+            Block("block1", ends_at="block1_conv2_act"),
+            # Stages 2-13 end in residual `add` layers with generated names.
+            Block("block2", ends_before="block3_sepconv1_act"),
+            Block("block3", ends_before="block4_sepconv1_act"),
+            Block("block4_12", ends_before="block13_sepconv1_act"),
+            Block("block13_14"),
+        ),
+        A.xception.preprocess_input,
+    ),
+    BackboneSpec(
+        "convnexttiny", A.ConvNeXtTiny, "none", 224, 32, 768,
+        _stages(
+            ("stem_stage0", r"\w+_stage_0_block_\d+_identity"),
+            ("stage1", r"\w+_stage_1_block_\d+_identity"),
+            ("stage2", r"\w+_stage_2_block_\d+_identity"),
+            last="stage3",
+        ),
+        A.convnext.preprocess_input,
+    ),
+)
+
+_REGISTRY = {spec.name: spec for spec in _SPECS}
+
+
+def _normalise(name):
+    return re.sub(r"[\s_\-]", "", str(name)).lower()
+
+
+def list_backbones():
+    """Returns the records of every supported backbone.
+
+    Returns:
+        A list of `BackboneSpec`, in registry order. `spec.to_dict()` gives
+        plain data for printing.
+
+    Example:
+
+    >>> [spec.name for spec in list_backbones()][:3]
+    ['vgg16', 'vgg19', 'resnet50']
+    """
+    return list(_SPECS)
+
+
+def get_backbone(name):
+    """Returns the record of one backbone.
+
+    Args:
+        name: str. A registry name. Case, `_` and `-` are ignored, so
+            `"MobileNet_V2"` finds `"mobilenetv2"`.
+
+    Returns:
+        The `BackboneSpec`.
+
+    Raises:
+        ValueError: if no backbone has that name; the message lists them all.
+    """
+    if isinstance(name, BackboneSpec):
+        return name
+    spec = _REGISTRY.get(_normalise(name))
+    if spec is None:
+        raise ValueError(
+            f"Unknown backbone. Valid names: {', '.join(_REGISTRY)}. "
+            f"Received: backbone={name!r}"
+        )
+    return spec
+
+
+def block_layers(base, spec):
+    """Groups the layers of a built base into the blocks of its record.
+
+    Layers are taken in the order of `base.layers` (topological order), so a
+    block is a contiguous run of layers and its last layer is the block's
+    output.
+
+    Args:
+        base: `keras.Model`. A base built from `spec`.
+        spec: `BackboneSpec`.
+
+    Returns:
+        A dict from block name to the list of its layers, input to output.
+
+    Raises:
+        ValueError: if a block's boundary layer is not found in `base` (the
+            record does not fit the model).
+    """
+    layers = base.layers
+    names = [layer.name for layer in layers]
+    groups = {}
+    start = 0
+    for block in spec.blocks:
+        if block.ends_at is not None:
+            matches = [i for i, n in enumerate(names) if re.fullmatch(block.ends_at, n)]
+            end = matches[-1] + 1 if matches else None
+        elif block.ends_before is not None:
+            matches = [i for i, n in enumerate(names) if re.fullmatch(block.ends_before, n)]
+            end = matches[0] if matches else None
+        else:
+            end = len(layers)
+        if end is None or end <= start:
+            raise ValueError(
+                f"Block {block.name!r} of backbone {spec.name!r} has no boundary "
+                f"layer in this model (pattern {block.ends_at or block.ends_before!r})."
+            )
+        groups[block.name] = layers[start:end]
+        start = end
+    return groups

@@ -1,0 +1,223 @@
+"""Builds a backbone's base with weights from one of its four sources.
+
+Sources: `"imagenet"` (Keras's own download and cache), `None` (random
+initialisation), a weights file (`.h5` or `.weights.h5`), or a model saved by
+transfer_tf from an earlier task (a run folder or a `.keras` file), whose base
+weights are reused while its head is left behind.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import keras
+
+from transfer_tf.backbones import get_backbone
+
+WEIGHTS_FILE_SUFFIXES = (".h5",)  # covers `.weights.h5`
+SAVED_MODEL_SUFFIXES = (".keras",)
+
+
+class WeightsNotAvailableError(FileNotFoundError):
+    """Raised when pretrained weights can be neither downloaded nor found."""
+
+
+def keras_cache_dir():
+    """Returns the folder where Keras keeps downloaded weights files.
+
+    That is `$KERAS_HOME/models`, by default `~/.keras/models`; Keras falls
+    back to `/tmp/.keras/models` when its home folder is not writable.
+    """
+    home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
+    try:
+        from keras.src.backend import config as keras_backend_config
+
+        home = os.path.expanduser(keras_backend_config.keras_home())
+    except (ImportError, AttributeError):
+        pass
+    if not os.access(home, os.W_OK) and os.path.isdir("/tmp"):
+        home = os.path.join("/tmp", ".keras")
+    return os.path.join(home, "models")
+
+
+def normalise_image_size(image_size, spec):
+    """Returns `image_size` as a `(height, width)` tuple, checked against `spec`.
+
+    Raises:
+        ValueError: if the size is malformed or below the backbone's minimum.
+    """
+    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    try:
+        height, width = (int(v) for v in size)
+        well_formed = all(float(v) == int(v) for v in size) and not isinstance(image_size, bool)
+    except (TypeError, ValueError):
+        well_formed = False
+    if not well_formed:
+        raise ValueError(
+            "image_size must be an int or a (height, width) pair of ints. "
+            f"Received: image_size={image_size!r}"
+        )
+    if min(height, width) < spec.min_size:
+        raise ValueError(
+            f"image_size is below {spec.name}'s minimum of {spec.min_size} x "
+            f"{spec.min_size} pixels. Use a larger size (its ImageNet weights were "
+            f"trained at {spec.default_size}). Received: image_size={image_size!r}"
+        )
+    return height, width
+
+
+def describe_weights(weights):
+    """Returns a short JSON-safe description of a weights source."""
+    if weights is None or weights == "imagenet":
+        return weights
+    if isinstance(weights, (str, os.PathLike)):
+        return str(Path(weights).resolve())
+    return f"<{type(weights).__name__} {getattr(weights, 'name', '')}>"
+
+
+def build_base(backbone, image_size, weights="imagenet"):
+    """Builds a backbone without its top, with weights from `weights`.
+
+    Args:
+        backbone: str or `BackboneSpec`. A registry name, e.g. `"resnet50"`.
+        image_size: int or tuple. Input `(height, width)`.
+        weights: `"imagenet"`, `None`, a path to a `.h5`/`.weights.h5`
+            weights file, a path to a transfer_tf run folder or `.keras`
+            file, or an `ImageClassifier`. Defaults to `"imagenet"`.
+
+    Returns:
+        A `keras.Model` from preprocessed images to the last feature map.
+
+    Raises:
+        ValueError: for an unknown backbone, a bad image size, a weights file
+            or saved model that does not fit this backbone, or a `weights`
+            value of an unknown kind.
+        WeightsNotAvailableError: for `"imagenet"` with no network and no
+            cached file.
+        FileNotFoundError: for a weights path that does not exist.
+    """
+    spec = get_backbone(backbone)
+    height, width = normalise_image_size(image_size, spec)
+    source_base = _source_base(weights, spec) if _is_saved_model_source(weights) else None
+    if not (weights is None or weights == "imagenet" or source_base is not None):
+        _check_weights_file(weights)
+    base = _construct(spec, (height, width, 3), "imagenet" if weights == "imagenet" else None)
+    if source_base is not None:
+        _copy_weights(source_base, base, spec, weights)
+    elif weights not in (None, "imagenet"):
+        _load_weights_file(base, spec, weights)
+    return base
+
+
+def _construct(spec, input_shape, weights):
+    try:
+        return spec.constructor(
+            include_top=False, weights=weights, input_shape=input_shape,
+            **spec.constructor_kwargs,
+        )
+    except Exception as error:  # Keras raises a bare Exception on fetch failure.
+        if weights != "imagenet":
+            raise
+        _raise_weights_unavailable(spec, error)
+
+
+def _raise_weights_unavailable(spec, error):
+    message = str(error)
+    fetch = re.search(r"URL fetch failure on (\S+?): (.*)", message)
+    corrupt = "hash does not match" in message
+    if not (fetch or corrupt):
+        raise error
+    cache = keras_cache_dir()
+    if fetch:
+        url = fetch.group(1)
+        reason = f"the download failed ({fetch.group(2).strip()})"
+        file_name = url.rsplit("/", 1)[-1]
+        where = f"Download it from {url} on a machine with internet, then "
+    else:
+        reason = "the cached file is incomplete or corrupted and could not be re-downloaded"
+        file_name = f"the {spec.constructor.__name__} notop weights file"
+        where = "Replace it with a complete copy, then "
+    raise WeightsNotAvailableError(
+        f"ImageNet weights for {spec.name} are not available: {reason}. Keras "
+        f"looks for {file_name} in {cache}. {where}either put it in that folder, "
+        "or pass weights=PATH with the path of the file. "
+        "Received: weights='imagenet'"
+    ) from None
+
+
+def _is_saved_model_source(weights):
+    from transfer_tf.model import ImageClassifier
+
+    if isinstance(weights, (ImageClassifier, keras.Model)):
+        return True
+    if isinstance(weights, (str, os.PathLike)) and weights != "imagenet":
+        path = Path(weights)
+        return path.is_dir() or path.suffix in SAVED_MODEL_SUFFIXES
+    return False
+
+
+def _check_weights_file(weights):
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "weights must be 'imagenet', None, a path to a weights file "
+            "(.h5 or .weights.h5), a transfer_tf run folder or .keras file, or "
+            f"an ImageClassifier. Received: weights={weights!r}"
+        )
+    path = Path(weights)
+    if not path.name.endswith(WEIGHTS_FILE_SUFFIXES):
+        raise ValueError(
+            "A weights path must end in .h5 or .weights.h5, or be a transfer_tf "
+            f"run folder or .keras file. Received: weights={str(weights)!r}"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"No weights file at {path}. Received: weights={str(weights)!r}")
+
+
+def _load_weights_file(base, spec, path):
+    try:
+        base.load_weights(str(path))
+    except Exception as error:
+        raise ValueError(
+            f"Could not load {path} into {spec.name} (without its top): "
+            f"{_first_line(error)}. The file must hold weights of the same "
+            "backbone with include_top=False, as saved by base.save_weights() "
+            "or downloaded from keras.applications. Received: "
+            f"weights={str(path)!r}"
+        ) from None
+
+
+def _source_base(weights, spec):
+    from transfer_tf.model import ImageClassifier
+    from transfer_tf.saving import load
+
+    if isinstance(weights, (ImageClassifier, keras.Model)):
+        source = weights
+    else:
+        source = load(weights)
+    if isinstance(source, ImageClassifier):
+        if source.backbone_name not in (None, spec.name):
+            raise ValueError(
+                f"The source model was built on {source.backbone_name}, not "
+                f"{spec.name}: build with backbone={source.backbone_name!r} to "
+                f"reuse its weights. Received: weights={describe_weights(weights)!r}"
+            )
+        return source.base
+    return source
+
+
+def _copy_weights(source_base, base, spec, weights):
+    source_shapes = [tuple(w.shape) for w in source_base.weights]
+    target_shapes = [tuple(w.shape) for w in base.weights]
+    if source_shapes != target_shapes:
+        raise ValueError(
+            f"The source model's base does not match {spec.name} "
+            f"({len(source_shapes)} weight tensors against {len(target_shapes)}, "
+            "or different shapes). Received: "
+            f"weights={describe_weights(weights)!r}"
+        )
+    base.set_weights(source_base.get_weights())
+
+
+def _first_line(error):
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
