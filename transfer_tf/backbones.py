@@ -295,3 +295,36 @@ def block_layers(base, spec):
         groups[block.name] = layers[start:end]
         start = end
     return groups
+
+
+def split_base(base, spec, first_top_block):
+    """Splits a base into a bottom and a top model at a block boundary.
+
+    `top(bottom(x))` computes `base(x)`. With the top blocks unfrozen and the
+    rest frozen, the bottom's output is fixed for fixed inputs, which is what
+    makes caching it possible.
+
+    Args:
+        base: `keras.Model`. A base built from `spec`.
+        spec: `BackboneSpec`.
+        first_top_block: str. The first block of the top model (not the
+            first block of the backbone).
+
+    Returns:
+        A tuple `(bottom, top)` of `keras.Model`.
+
+    Raises:
+        ValueError: if `first_top_block` is not a block of `spec` after its
+            first one.
+    """
+    groups = block_layers(base, spec)
+    names = list(groups)
+    if first_top_block not in names[1:]:
+        raise ValueError(
+            f"first_top_block must be one of {names[1:]}. "
+            f"Received: first_top_block={first_top_block!r}"
+        )
+    boundary = groups[first_top_block][0].input
+    bottom = keras.Model(base.input, boundary, name=f"{base.name}_bottom")
+    top = keras.Model(boundary, base.output, name=f"{base.name}_top")
+    return bottom, top

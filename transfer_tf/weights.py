@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from transfer_tf.backbones import get_backbone
 
@@ -49,7 +50,9 @@ def normalise_image_size(image_size, spec):
     size = (image_size, image_size) if isinstance(image_size, int) else image_size
     try:
         height, width = (int(v) for v in size)
-        well_formed = all(float(v) == int(v) for v in size) and not isinstance(image_size, bool)
+        well_formed = all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size
+        )
     except (TypeError, ValueError):
         well_formed = False
     if not well_formed:
