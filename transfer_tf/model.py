@@ -1,5 +1,7 @@
 """`ImageClassifier`: raw pixels -> preprocessing -> frozen base -> head."""
 
+import copy
+
 import keras
 
 from transfer_tf.backbones import get_backbone
@@ -229,7 +231,7 @@ class ImageClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = copy.deepcopy(config)  # Keras's deserializer consumes nested dicts
         config["base"] = keras.saving.deserialize_keras_object(config["base"])
         config["head"] = keras.saving.deserialize_keras_object(config["head"])
         return cls(**config)

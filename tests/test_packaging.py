@@ -1,0 +1,39 @@
+"""The repository's promises to a new user: one install, one public API."""
+
+import configparser
+import re
+from pathlib import Path
+
+import transfer_tf as ttf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirements(lines):
+    return sorted(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+
+
+def test_requirements_match_setup_cfg():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    install_requires = config["options"]["install_requires"].splitlines()
+    assert _requirements((ROOT / "requirements.txt").read_text().splitlines()) == _requirements(install_requires)
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    assert commands, "the README has no bash command block"
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in commands:
+        assert command in ci, f"README command not run by .ci/run: {command}"
+
+
+def test_public_api():
+    assert sorted(ttf.__all__) == [
+        "BackboneSpec", "Block", "FineTuneResult", "ImageClassifier", "ImagePreprocessing",
+        "PhaseResult", "WeightsNotAvailableError", "build_head", "fine_tune", "get_backbone",
+        "keras_cache_dir", "list_backbones", "load", "save",
+    ]
+    for name in ttf.__all__:
+        assert getattr(ttf, name) is not None
