@@ -234,3 +234,24 @@ def test_binary_and_multilabel_tasks_train(task, labels, units):
     assert probabilities.shape == (2, units)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     assert np.isfinite(result.history["loss"]).all()
+
+
+@pytest.mark.parametrize("weights,match", [
+    ([1, 2], "must be a dict, 'balanced' or None"),
+    ({0: 1.0}, r"a weight for each class index 0..1"),
+    ({0: "a", 1: 1.0}, "map class indices to numbers"),
+])
+def test_bad_class_weight_is_refused(weights, match):
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    x, y = separable_data(4, 32, 2)
+    with pytest.raises(ValueError, match=match):
+        ttf.fine_tune(clf, (x, y), class_weight=weights, verbose=0)
+
+
+def test_numpy_class_weight_keys_are_saved(tmp_path):
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    x, y = separable_data(4, 32, 2)
+    ttf.fine_tune(clf, (x, y), head_epochs=1, fine_tune_epochs=0,
+                  class_weight={np.int64(0): np.float32(1.0), np.int64(1): 2.0}, verbose=0)
+    clf.save(tmp_path / "run")
+    assert ttf.load(tmp_path / "run").training_record.settings["class_weight"] == {"0": 1.0, "1": 2.0}

@@ -5,7 +5,7 @@ import copy
 import keras
 
 from transfer_tf.backbones import get_backbone
-from transfer_tf.head import build_head, output_units, validate_head_args
+from transfer_tf.head import TASKS, build_head, output_units, validate_head_args
 from transfer_tf.preprocessing import ImagePreprocessing
 from transfer_tf.weights import build_base, describe_weights, normalise_image_size
 
@@ -71,11 +71,8 @@ class ImageClassifier(keras.Model):
         class_names = [str(name) for name in class_names]
         if len(set(class_names)) != len(class_names):
             raise ValueError(f"class_names must be unique. Received: class_names={class_names}")
-        if task not in ("multiclass", "binary", "multilabel"):
-            raise ValueError(
-                "task must be one of ('multiclass', 'binary', 'multilabel'). "
-                f"Received: task={task!r}"
-            )
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
         if head_units != output_units(task, len(class_names)):
             raise ValueError(
                 f"The head has {head_units} outputs, which does not fit a {task} "

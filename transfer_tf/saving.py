@@ -16,6 +16,8 @@ from pathlib import Path
 
 import keras
 
+from transfer_tf._text import first_line
+
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.json"
@@ -137,7 +139,7 @@ def load(path):
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f"Could not load {model_file}: the file is damaged or is not a model "
-            f"saved by transfer_tf ({_first_line(error)}). Save the model again."
+            f"saved by transfer_tf ({first_line(error)}). Save the model again."
         ) from None
     history_file = path / HISTORY_FILE if path.is_dir() else None
     if isinstance(model, ImageClassifier) and history_file and history_file.is_file():
@@ -172,7 +174,3 @@ def _read_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is damaged ({error}). Save the model again.") from None
 
-
-def _first_line(error):
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -158,16 +158,15 @@ def fine_tune(
         unfreeze_blocks=unfreeze_blocks, head_lr=head_lr, fine_tune_lr=fine_tune_lr,
         train_bn=train_bn, batch_size=batch_size,
         early_stopping_patience=early_stopping_patience,
-        class_weight=class_weight if isinstance(class_weight, (str, type(None))) else {
-            int(k): float(v) for k, v in class_weight.items()},
+        class_weight=_plain_class_weight(class_weight),
         label_smoothing=label_smoothing, seed=seed,
     )
     _validate_settings(settings, classifier, validation_data)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    train = _as_dataset(train_data, classifier, batch_size, "train_data", shuffle_seed=seed)
+    train = _as_dataset(train_data, classifier, batch_size, "train_data", shuffle=True, seed=seed)
     validation = None if validation_data is None else _as_dataset(
-        validation_data, classifier, batch_size, "validation_data")
+        validation_data, classifier, batch_size, "validation_data", shuffle=False)
     one_hot = classifier.task == "multiclass" and label_smoothing > 0
     if one_hot:
         train, validation = (_one_hot(d, classifier.num_classes) for d in (train, validation))
@@ -221,7 +220,7 @@ def _validate_settings(s, classifier, validation_data):
             "class_weight applies to one label per image; a multilabel task has "
             f"several. Received: class_weight={weights!r}"
         )
-    if isinstance(weights, str) and weights != "balanced":
+    if not (weights is None or weights == "balanced" or isinstance(weights, dict)):
         raise ValueError(
             f"class_weight must be a dict, 'balanced' or None. Received: class_weight={weights!r}"
         )
@@ -235,7 +234,20 @@ def _validate_settings(s, classifier, validation_data):
     blocks_to_unfreeze(classifier, s["unfreeze_blocks"])  # raises if out of range
 
 
-def _as_dataset(data, classifier, batch_size, argument, shuffle_seed=None):
+def _plain_class_weight(class_weight):
+    """A class-weight dict with int keys and float values (JSON-safe)."""
+    if not isinstance(class_weight, dict):
+        return class_weight
+    try:
+        return {int(k): float(v) for k, v in class_weight.items()}
+    except (TypeError, ValueError):
+        raise ValueError(
+            "class_weight must map class indices to numbers. "
+            f"Received: class_weight={class_weight!r}"
+        ) from None
+
+
+def _as_dataset(data, classifier, batch_size, argument, *, shuffle, seed=None):
     if isinstance(data, tf.data.Dataset):
         if batch_size is not None:
             raise ValueError(
@@ -250,8 +262,8 @@ def _as_dataset(data, classifier, batch_size, argument, shuffle_seed=None):
                 f"{argument} has {len(images)} images but {len(labels)} labels."
             )
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-        if shuffle_seed is not None or argument == "train_data":
-            dataset = dataset.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+        if shuffle:
+            dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size or 32).prefetch(tf.data.AUTOTUNE)
     else:
         raise ValueError(

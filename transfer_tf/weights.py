@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from transfer_tf._text import first_line
 from transfer_tf.backbones import get_backbone
 
 WEIGHTS_FILE_SUFFIXES = (".h5",)  # covers `.weights.h5`
@@ -29,13 +30,13 @@ def keras_cache_dir():
     That is `$KERAS_HOME/models`, by default `~/.keras/models`; Keras falls
     back to `/tmp/.keras/models` when its home folder is not writable.
     """
-    home = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
     try:
         from keras.src.backend import config as keras_backend_config
 
-        home = os.path.expanduser(keras_backend_config.keras_home())
-    except (ImportError, AttributeError):
-        pass
+        home = keras_backend_config.keras_home()
+    except (ImportError, AttributeError):  # a Keras without the private accessor
+        home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
+    home = os.path.expanduser(home)
     if not os.access(home, os.W_OK) and os.path.isdir("/tmp"):
         home = os.path.join("/tmp", ".keras")
     return os.path.join(home, "models")
@@ -182,7 +183,7 @@ def _load_weights_file(base, spec, path):
     except Exception as error:
         raise ValueError(
             f"Could not load {path} into {spec.name} (without its top): "
-            f"{_first_line(error)}. The file must hold weights of the same "
+            f"{first_line(error)}. The file must hold weights of the same "
             "backbone with include_top=False, as saved by base.save_weights() "
             "or downloaded from keras.applications. Received: "
             f"weights={str(path)!r}"
@@ -220,7 +221,3 @@ def _copy_weights(source_base, base, spec, weights):
         )
     base.set_weights(source_base.get_weights())
 
-
-def _first_line(error):
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
