@@ -1,0 +1,21 @@
+"""The `Example:` sections of the public docstrings run as written."""
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+
+import transfer_tf as ttf
+
+# The modules whose public docstrings carry runnable examples.
+MODULES = ["backbones", "preprocessing", "model", "training"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(f"transfer_tf.{name}")
+    globs = {"np": np, "transfer_tf": ttf, **{n: getattr(ttf, n) for n in ttf.__all__}}
+    result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
