@@ -102,15 +102,33 @@ def build_base(backbone, image_size, weights="imagenet"):
     """
     spec = get_backbone(backbone)
     height, width = normalise_image_size(image_size, spec)
-    source_base = _source_base(weights, spec) if _is_saved_model_source(weights) else None
-    if not (weights is None or weights == "imagenet" or source_base is not None):
+    kind = _weights_kind(weights)
+    source_base = _source_base(weights, spec) if kind == "saved_model" else None
+    if kind == "file":
         _check_weights_file(weights)
-    base = _construct(spec, (height, width, 3), "imagenet" if weights == "imagenet" else None)
-    if source_base is not None:
+    base = _construct(spec, (height, width, 3), "imagenet" if kind == "imagenet" else None)
+    if kind == "saved_model":
         _copy_weights(source_base, base, spec, weights)
-    elif weights not in (None, "imagenet"):
+    elif kind == "file":
         _load_weights_file(base, spec, weights)
     return base
+
+
+def _weights_kind(weights):
+    """One of "imagenet", "random", "saved_model" or "file" (checked later)."""
+    from transfer_tf.model import ImageClassifier
+
+    if weights is None:
+        return "random"
+    if isinstance(weights, (ImageClassifier, keras.Model)):
+        return "saved_model"
+    if isinstance(weights, str) and weights == "imagenet":
+        return "imagenet"
+    if isinstance(weights, (str, os.PathLike)):
+        path = Path(weights)
+        if path.is_dir() or path.suffix in SAVED_MODEL_SUFFIXES:
+            return "saved_model"
+    return "file"
 
 
 def _construct(spec, input_shape, weights):
@@ -147,17 +165,6 @@ def _raise_weights_unavailable(spec, error):
         "or pass weights=PATH with the path of the file. "
         "Received: weights='imagenet'"
     ) from None
-
-
-def _is_saved_model_source(weights):
-    from transfer_tf.model import ImageClassifier
-
-    if isinstance(weights, (ImageClassifier, keras.Model)):
-        return True
-    if isinstance(weights, (str, os.PathLike)) and weights != "imagenet":
-        path = Path(weights)
-        return path.is_dir() or path.suffix in SAVED_MODEL_SUFFIXES
-    return False
 
 
 def _check_weights_file(weights):
