@@ -170,7 +170,7 @@ def fine_tune(
     one_hot = classifier.task == "multiclass" and label_smoothing > 0
     if one_hot:
         train, validation = (_one_hot(d, classifier.num_classes) for d in (train, validation))
-    weights = _class_weight(class_weight, train, classifier)
+    weights = _class_weight(settings["class_weight"], train, classifier)
     fit_args = dict(
         train=train, validation=validation, class_weight=weights,
         callbacks=list(callbacks), patience=early_stopping_patience,

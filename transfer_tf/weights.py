@@ -116,11 +116,9 @@ def build_base(backbone, image_size, weights="imagenet"):
 
 def _weights_kind(weights):
     """One of "imagenet", "random", "saved_model" or "file" (checked later)."""
-    from transfer_tf.model import ImageClassifier
-
     if weights is None:
         return "random"
-    if isinstance(weights, (ImageClassifier, keras.Model)):
+    if isinstance(weights, keras.Model):  # an ImageClassifier or a bare base
         return "saved_model"
     if isinstance(weights, str) and weights == "imagenet":
         return "imagenet"
@@ -201,10 +199,7 @@ def _source_base(weights, spec):
     from transfer_tf.model import ImageClassifier
     from transfer_tf.saving import load
 
-    if isinstance(weights, (ImageClassifier, keras.Model)):
-        source = weights
-    else:
-        source = load(weights)
+    source = weights if isinstance(weights, keras.Model) else load(weights)
     if isinstance(source, ImageClassifier):
         if source.backbone_name not in (None, spec.name):
             raise ValueError(
