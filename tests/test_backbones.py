@@ -81,5 +81,5 @@ def test_image_size_below_minimum_is_refused():
 
 @pytest.mark.parametrize("size", [(32,), "32", (32.5, 32), True])
 def test_malformed_image_size_is_refused(size):
-    with pytest.raises(ValueError, match="image_size must be an int or a"):
+    with pytest.raises(ValueError, match="image_size must be a positive int or a"):
         ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=size, weights=None)

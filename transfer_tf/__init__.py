@@ -11,6 +11,10 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
+from transfer_tf._native_logs import load_tensorflow_quietly as _load_tensorflow  # noqa: E402
+
+_load_tensorflow()
+
 from transfer_tf.backbones import BackboneSpec, Block, get_backbone, list_backbones  # noqa: E402
 from transfer_tf.head import build_head  # noqa: E402
 from transfer_tf.model import ImageClassifier  # noqa: E402

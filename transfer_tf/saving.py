@@ -22,6 +22,7 @@ MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
+DATA_FILE = "data.json"
 FORMAT_VERSION = 1
 
 
@@ -41,7 +42,7 @@ def package_versions():
     }
 
 
-def save(classifier, directory, *, overwrite=True):
+def save(classifier, directory, *, overwrite=True, data_summary=None):
     """Writes a classifier's run folder.
 
     Files are written to a temporary folder beside `directory` first and
@@ -53,6 +54,9 @@ def save(classifier, directory, *, overwrite=True):
         directory: str or path. The run folder; created if needed.
         overwrite: bool. Whether to replace the files of an existing run
             folder. Defaults to `True`.
+        data_summary: dict or `None`. What the model was trained on (e.g.
+            `ImageSplits.to_dict()`: source, split settings, class counts,
+            skipped files), written to `data.json`. Defaults to `None`.
 
     Returns:
         The run folder as a `Path`.
@@ -77,14 +81,17 @@ def save(classifier, directory, *, overwrite=True):
         _write_json(staging / CONFIG_FILE, _run_config(classifier, record))
         if record is not None:
             _write_json(staging / HISTORY_FILE, record.to_dict())
+        if data_summary is not None:
+            _write_json(staging / DATA_FILE, data_summary)
         if not directory.exists():
             staging.rename(directory)
         else:
-            stale = directory / HISTORY_FILE
-            if record is None and stale.exists():
-                stale.unlink()
+            for name in (HISTORY_FILE, DATA_FILE):
+                stale = directory / name
+                if not (staging / name).exists() and stale.exists():
+                    stale.unlink()
             # config.json last: its presence marks a complete folder.
-            for name in (MODEL_FILE, LABELS_FILE, HISTORY_FILE, CONFIG_FILE):
+            for name in (MODEL_FILE, LABELS_FILE, HISTORY_FILE, DATA_FILE, CONFIG_FILE):
                 if (staging / name).exists():
                     os.replace(staging / name, directory / name)
     finally:
@@ -131,7 +138,7 @@ def load(path):
                 "missing. Point to the folder that clf.save() or "
                 "`transfer-tf train --out` wrote."
             )
-        _read_json(path / CONFIG_FILE)  # a damaged config is an error too
+        read_json(path / CONFIG_FILE)  # a damaged config is an error too
     else:
         model_file = path
     try:
@@ -143,7 +150,7 @@ def load(path):
         ) from None
     history_file = path / HISTORY_FILE if path.is_dir() else None
     if isinstance(model, ImageClassifier) and history_file and history_file.is_file():
-        model.training_record = FineTuneResult.from_dict(_read_json(history_file))
+        model.training_record = FineTuneResult.from_dict(read_json(history_file))
     return model
 
 
@@ -166,7 +173,7 @@ def _write_json(path, data):
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _read_json(path):
+def read_json(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent} is not a complete run folder: {path.name} is missing.")
     try:

@@ -316,8 +316,8 @@ def _class_weight(class_weight, train, classifier):
     return {i: float(total / (len(counts) * c)) for i, c in enumerate(counts)}
 
 
-def _compile(classifier, learning_rate, label_smoothing, one_hot):
-    if classifier.task == "multiclass":
+def _compile(model, task, learning_rate, label_smoothing, one_hot):
+    if task == "multiclass":
         if one_hot:
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
             accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
@@ -327,27 +327,31 @@ def _compile(classifier, learning_rate, label_smoothing, one_hot):
     else:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[accuracy]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[accuracy])
+
+
+def _phase_header(classifier, name, unfrozen, epochs, learning_rate, trainable_params):
+    what = "head only, base frozen" if not unfrozen else f"blocks {', '.join(unfrozen)} + head"
+    if unfrozen and any(map(is_batchnorm, all_layers(classifier.base))):
+        what += ", BatchNorm in inference mode"
+    number = 1 if name == "head" else 2
+    return (
+        f"Phase {number}/2 ({name}): {epochs} epochs at learning rate "
+        f"{learning_rate:g}; training {what} ({trainable_params:,} parameters)."
     )
 
 
 def _run_phase(
     classifier, name, unfrozen, epochs, learning_rate, first_epoch, *, train,
     validation, class_weight, callbacks, patience, verbose, label_smoothing, one_hot,
+    model=None, header=_phase_header,
 ):
-    _compile(classifier, learning_rate, label_smoothing, one_hot)
-    trainable_params = int(sum(np.prod(w.shape) for w in classifier.trainable_weights))
+    """Compiles and fits one phase. `model` (default: the classifier) is what `fit` runs."""
+    model = classifier if model is None else model
+    _compile(model, classifier.task, learning_rate, label_smoothing, one_hot)
+    trainable_params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     if verbose != 0 and epochs > 0:
-        what = "head only, base frozen" if not unfrozen else (
-            f"blocks {', '.join(unfrozen)} + head")
-        if unfrozen and any(map(is_batchnorm, all_layers(classifier.base))):
-            what += ", BatchNorm in inference mode"
-        number = 1 if name == "head" else 2
-        print(
-            f"Phase {number}/2 ({name}): {epochs} epochs at learning rate "
-            f"{learning_rate:g}; training {what} ({trainable_params:,} parameters)."
-        )
+        print(header(classifier, name, unfrozen, epochs, learning_rate, trainable_params))
     phase_callbacks = list(callbacks)
     if patience is not None:
         phase_callbacks.append(keras.callbacks.EarlyStopping(
@@ -355,7 +359,7 @@ def _run_phase(
     start = time.perf_counter()
     history = {}
     if epochs > 0:
-        fit = classifier.fit(
+        fit = model.fit(
             train, validation_data=validation, epochs=first_epoch + epochs,
             initial_epoch=first_epoch, class_weight=class_weight,
             callbacks=phase_callbacks, verbose=verbose, shuffle=False,

@@ -45,6 +45,8 @@ def keras_cache_dir():
 def normalise_image_size(image_size, spec):
     """Returns `image_size` as a `(height, width)` tuple, checked against `spec`.
 
+    With `spec=None` the size only has to be well formed and positive.
+
     Raises:
         ValueError: if the size is malformed or below the backbone's minimum.
     """
@@ -56,12 +58,12 @@ def normalise_image_size(image_size, spec):
         )
     except (TypeError, ValueError):
         well_formed = False
-    if not well_formed:
+    if not well_formed or min(height, width) < 1:
         raise ValueError(
-            "image_size must be an int or a (height, width) pair of ints. "
+            "image_size must be a positive int or a (height, width) pair of them. "
             f"Received: image_size={image_size!r}"
         )
-    if min(height, width) < spec.min_size:
+    if spec is not None and min(height, width) < spec.min_size:
         raise ValueError(
             f"image_size is below {spec.name}'s minimum of {spec.min_size} x "
             f"{spec.min_size} pixels. Use a larger size (its ImageNet weights were "

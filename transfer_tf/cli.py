@@ -1,0 +1,286 @@
+"""`transfer-tf`: the command line. Parses arguments and calls the library.
+
+    transfer-tf backbones
+    transfer-tf train DATA_DIR --backbone resnet50 --out saved_models/flowers
+    transfer-tf evaluate RUN DATA_DIR
+    transfer-tf predict RUN IMAGE_OR_DIR... --top-k 3
+    transfer-tf demo
+
+Settings of `train` may also come from a YAML or TOML file (`--config`);
+flags given on the command line override it. Errors print one line and exit
+with status 1 (`--debug` shows the traceback).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+PROG = "transfer-tf"
+
+
+def main(argv=None):
+    """Entry point of `transfer-tf`; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        try:
+            apply_config(parser, args.command, args.config)
+        except (OSError, ValueError) as error:
+            parser.exit(2, f"{PROG}: error: {error}\n")
+        args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. `transfer-tf backbones | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        message = str(error).strip() or type(error).__name__
+        print(f"{PROG}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="print only results and errors")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and TensorFlow's own logs")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Transfer learning for image classification with Keras.",
+        parents=[common],
+    )
+    parser.set_defaults(quiet=False, debug=False, command=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    backbones = sub.add_parser("backbones", parents=[common], help="list the supported backbones")
+    backbones.add_argument("--json", action="store_true", help="print JSON")
+
+    train = sub.add_parser("train", parents=[common], help="fine-tune a backbone on a folder of images")
+    train.add_argument("data_dir", nargs="?", help="folder with one sub-folder of images per class")
+    train.add_argument("--config", help="YAML or TOML file of settings; flags override it")
+    train.add_argument("--out", help="run folder to write (default: saved_models/DATA_DIR-BACKBONE)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
+    train.add_argument("--backbone", default="resnet50", help="see `transfer-tf backbones` (default: resnet50)")
+    train.add_argument("--weights", default="imagenet", type=_weights,
+                       help="imagenet, none, or a weights file / run folder (default: imagenet)")
+    train.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
+    train.add_argument("--head-epochs", type=int, default=5, help="phase 1 epochs (default: 5)")
+    train.add_argument("--fine-tune-epochs", type=int, default=5, help="phase 2 epochs (default: 5)")
+    train.add_argument("--unfreeze-blocks", type=_blocks, default=1,
+                       help="top blocks trained in phase 2: a number or 'all' (default: 1)")
+    train.add_argument("--head-lr", type=float, default=1e-3, help="phase 1 learning rate (default: 1e-3)")
+    train.add_argument("--fine-tune-lr", type=float, help="phase 2 learning rate (default: head-lr / 100)")
+    train.add_argument("--augment", default="none", choices=("none", "light", "strong"),
+                       help="augmentation of the training images (default: none)")
+    train.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
+                       help="how images reach the input size (default: stretch)")
+    train.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    train.add_argument("--validation-split", type=float, default=0.2, help="(default: 0.2)")
+    train.add_argument("--test-split", type=float, default=0.0, help="(default: 0)")
+    train.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                       help="weigh classes by inverse frequency (default: none)")
+    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                       help="stop a phase after PATIENCE epochs without a lower validation loss")
+    train.add_argument("--pooling", choices=("avg", "max"), default="avg", help="(default: avg)")
+    train.add_argument("--dropout", type=float, default=0.2, help="(default: 0.2)")
+    train.add_argument("--cache", action="store_true", help="keep decoded images in memory")
+    train.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+    evaluate = sub.add_parser("evaluate", parents=[common], help="metrics of a run on a folder of images")
+    evaluate.add_argument("run", help="run folder")
+    evaluate.add_argument("data_dir", help="folder with one sub-folder of images per class")
+    evaluate.add_argument("--split", default="all", choices=("all", "train", "validation", "test"),
+                          help="'all' images, or that part of the run's own split (default: all)")
+    evaluate.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    predict = sub.add_parser("predict", parents=[common], help="classify images")
+    predict.add_argument("run", help="run folder")
+    predict.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR")
+    predict.add_argument("--top-k", type=int, default=3, help="classes per image (default: 3)")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+
+    demo = sub.add_parser("demo", parents=[common], help="offline demo: transfer between digit sets")
+    demo.add_argument("--out", default="saved_models/demo", help="(default: saved_models/demo)")
+    demo.add_argument("--weights", type=_weights, default=None,
+                      help="start from imagenet or a weights file instead of source pretraining")
+    demo.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    return parser
+
+
+def apply_config(parser, command, path):
+    """Makes the settings in a YAML/TOML file the defaults of a subcommand."""
+    if command != "train":
+        raise ValueError(f"--config applies to `train`. Received: command={command}")
+    settings = load_config(path)
+    subparser = _subparsers(parser)[command]
+    actions = {a.dest: a for a in subparser._actions if a.dest not in ("help", "config")}
+    defaults = {}
+    for key, value in settings.items():
+        dest = key.replace("-", "_")
+        if dest not in actions:
+            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
+            raise ValueError(f"unknown setting {key!r} in {path}. Known settings: {known}")
+        action = actions[dest]
+        if action.type is not None and value is not None and (isinstance(value, str) or action.type is float):
+            try:
+                value = action.type(value)
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+                raise ValueError(f"bad value for {key!r} in {path}: {error}") from None
+        if action.choices is not None and value not in action.choices:
+            raise ValueError(
+                f"bad value for {key!r} in {path}: choose from {', '.join(action.choices)}. "
+                f"Received: {value!r}"
+            )
+        defaults[dest] = value
+    subparser.set_defaults(**defaults)
+
+
+def load_config(path):
+    """Reads a `.yaml`/`.yml` or `.toml` settings file into a flat dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            settings = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path} is not valid YAML: {error}") from None
+    elif path.suffix == ".toml":
+        try:
+            settings = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path} is not valid TOML: {error}") from None
+    else:
+        raise ValueError(f"config files end in .yaml, .yml or .toml. Received: {path}")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} must hold settings as key: value pairs")
+    return settings
+
+
+def run_backbones(args):
+    from transfer_tf.backbones import get_backbone, list_backbones
+
+    specs = [get_backbone(name) for name in list_backbones()]
+    if args.json:
+        print(json.dumps([_backbone_row(s) for s in specs], indent=2))
+        return 0
+    print(f"{'name':<18}{'size':>6}{'min':>6}  {'preprocessing':<14}blocks (bottom to top)")
+    for s in specs:
+        print(f"{s.name:<18}{s.default_size:>6}{s.min_size:>6}  {s.preprocessing:<14}{', '.join(s.block_names)}")
+    return 0
+
+
+def run_train(args):
+    from transfer_tf.workflows import format_training, train_run
+
+    if args.data_dir is None:
+        raise ValueError("train needs DATA_DIR (an argument or `data_dir` in --config)")
+    out = args.out or f"saved_models/{Path(args.data_dir).resolve().name}-{args.backbone}"
+    verbose = 0 if args.quiet else 1
+    _, splits, result = train_run(
+        args.data_dir, out, backbone=args.backbone, weights=args.weights,
+        image_size=args.image_size, head_epochs=args.head_epochs,
+        fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks,
+        head_lr=args.head_lr, fine_tune_lr=args.fine_tune_lr, augment=args.augment,
+        resize=args.resize, batch_size=args.batch_size,
+        validation_split=args.validation_split, test_split=args.test_split,
+        class_weight=None if args.class_weight == "none" else args.class_weight,
+        early_stopping_patience=args.early_stopping, pooling=args.pooling,
+        dropout=args.dropout, cache=args.cache, seed=args.seed, overwrite=args.overwrite,
+        verbose=verbose,
+    )
+    if not args.quiet:
+        print("\nData:\n" + splits.summary())
+        print("Training:\n" + format_training(result))
+    print(f"Saved the run to {out}")
+    return 0
+
+
+def run_evaluate(args):
+    from transfer_tf.evaluation import format_metrics
+    from transfer_tf.workflows import METRICS_FILE, evaluate_run
+
+    metrics = evaluate_run(
+        args.run, args.data_dir, split=args.split, batch_size=args.batch_size,
+        verbose=not args.quiet,
+    )
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
+    if not args.quiet and not args.json:
+        print(f"Wrote {Path(args.run) / METRICS_FILE}")
+    return 0
+
+
+def run_predict(args):
+    from transfer_tf.data.splits import skipped_report
+    from transfer_tf.workflows import format_predictions, predict_files
+
+    predictions, skipped = predict_files(args.run, args.paths, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(predictions, indent=2))
+        for line in skipped_report(skipped):
+            print(line, file=sys.stderr)
+    else:
+        print(format_predictions(predictions, skipped))
+    return 0
+
+
+def run_demo(args):
+    from transfer_tf.demo import run_demo as demo
+
+    demo(out=args.out, weights=args.weights, seed=args.seed, verbose=0 if args.quiet else 2)
+    return 0
+
+
+COMMANDS = {
+    "backbones": run_backbones,
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "predict": run_predict,
+    "demo": run_demo,
+}
+
+
+def _weights(value):
+    return None if value.lower() == "none" else value
+
+
+def _blocks(value):
+    if str(value).lower() == "all":
+        return "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
+
+
+def _backbone_row(spec):
+    return {
+        "name": spec.name, "default_size": spec.default_size, "min_size": spec.min_size,
+        "preprocessing": spec.preprocessing, "blocks": list(spec.block_names),
+    }
+
+
+def _subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Labelled images in: folders, arrays, TensorFlow Datasets, the ELPV set.
+
+Every loader returns `ImageSplits`: batched `tf.data` datasets of raw RGB
+pixels and class indices for training, validation and test, with the class
+counts and any files that were skipped. Any batched `tf.data.Dataset` of
+`(images, labels)` can also go straight to `fine_tune`.
+"""
+
+from transfer_tf.data.augment import AUGMENTATIONS, augmentation
+from transfer_tf.data.directory import from_directory, list_images
+from transfer_tf.data.images import IMAGE_EXTENSIONS, RESIZE_POLICIES, check_image, read_image
+from transfer_tf.data.sources import ELPV_LICENCE, elpv, from_arrays, from_tfds
+from transfer_tf.data.splits import ImageSplits
+
+__all__ = [
+    "AUGMENTATIONS",
+    "ELPV_LICENCE",
+    "IMAGE_EXTENSIONS",
+    "RESIZE_POLICIES",
+    "ImageSplits",
+    "augmentation",
+    "check_image",
+    "elpv",
+    "from_arrays",
+    "from_directory",
+    "from_tfds",
+    "list_images",
+    "read_image",
+]

@@ -1,0 +1,184 @@
+"""`from_directory`: a folder with one sub-folder of images per class."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import keras
+
+from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, is_image_file
+from transfer_tf.data.splits import skipped_report, splits_from_files, validate_split_args
+from transfer_tf.weights import normalise_image_size
+
+
+def from_directory(
+    path,
+    *,
+    image_size,
+    validation_split=0.2,
+    test_split=0.0,
+    seed=0,
+    batch_size=32,
+    augment="none",
+    resize="stretch",
+    cache=False,
+    verbose=True,
+):
+    """Loads labelled images from one sub-folder per class.
+
+    Every image is decoded once before anything else, so files that cannot be
+    read (corrupt, truncated, empty, not an image at all) are found up front,
+    left out, and reported; training never stops halfway on a bad file.
+    Files without an image extension and hidden files are ignored. Images of
+    any mode (grayscale, RGBA, CMYK, 16-bit, palette) become RGB, EXIF
+    orientation is applied, and every image is resized to `image_size` by
+    the `resize` policy.
+
+    The split is stratified and stable: each image's split follows from a
+    hash of its path inside its class folder and the seed, so every class is
+    split by the same fractions and adding images never moves existing ones
+    to another split.
+
+    Args:
+        path: str or path. A folder holding one sub-folder per class; the
+            sub-folder names, sorted, are the class names. Images may sit in
+            nested folders inside a class folder.
+        image_size: int or tuple `(height, width)`. Size the images are
+            resized to; pass the classifier's `image_size`.
+        validation_split: float. Fraction of each class for validation.
+            Defaults to `0.2`.
+        test_split: float. Fraction of each class held out for testing.
+            Defaults to `0.0`.
+        seed: int. Seed of the split, the shuffling and the augmentation.
+            Defaults to `0`.
+        batch_size: int. Defaults to `32`.
+        augment: str. Augmentation preset for the training split: `"none"`,
+            `"light"` or `"strong"` (see `augmentation`). Defaults to
+            `"none"`.
+        resize: str. `"stretch"`, `"crop"` or `"pad"` (see
+            `RESIZE_POLICIES`). Defaults to `"stretch"`.
+        cache: bool or path. `True` keeps decoded images in memory after the
+            first epoch; a folder keeps them in files there. Defaults to
+            `False`: images are decoded as needed.
+        verbose: bool. Whether to show progress while checking the files and
+            print the class counts. Defaults to `True`.
+
+    Returns:
+        `ImageSplits`.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist or is not a folder.
+        ValueError: if there are no class folders, only one class, a class
+            without readable images, or an argument out of range.
+
+    Example:
+
+    >>> splits = from_directory("photos/", image_size=224)   # doctest: +SKIP
+    >>> fine_tune(clf, splits.train, splits.validation)      # doctest: +SKIP
+    """
+    image_size = _pixels(image_size)
+    validate_split_args(
+        validation_split=validation_split, test_split=test_split,
+        batch_size=batch_size, augment=augment,
+    )
+    root = Path(path)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is a file, not a folder"
+        raise FileNotFoundError(
+            f"The image folder {root} {what}. Pass a folder with one sub-folder of "
+            f"images per class. Received: path={str(path)!r}"
+        )
+    class_names = sorted(
+        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+    )
+    candidates = {name: _image_files(root / name) for name in class_names}
+    _check_classes(root, candidates)
+    skipped, good = _check_files(root, candidates, verbose)
+    empty = [name for name in class_names if not good[name]]
+    if empty:
+        raise ValueError(
+            f"Class folder(s) {empty} in {root} hold no readable images. Add images "
+            "or remove the folder.\n" + "\n".join(skipped_report(skipped))
+        )
+    items = [
+        (file, label, file.relative_to(root / name).as_posix())
+        for label, name in enumerate(class_names)
+        for file in good[name]
+    ]
+    splits = splits_from_files(
+        items, class_names, image_size=image_size, resize=resize,
+        validation_split=validation_split, test_split=test_split, seed=seed,
+        batch_size=batch_size, augment=augment, cache=cache, skipped=skipped,
+        source={"kind": "directory", "path": str(root.resolve())},
+    )
+    if verbose:
+        print(f"Found {len(items)} images in {len(class_names)} classes in {root}.")
+        print(splits.summary())
+    return splits
+
+
+def list_images(paths):
+    """Image files named by paths: files as given, folders searched recursively."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(_image_files(path))
+        else:
+            files.append(path)
+    return files
+
+
+def _pixels(image_size):
+    """`(height, width)` from an int or a pair, checked."""
+    return normalise_image_size(image_size, None)
+
+
+def _image_files(folder):
+    files = []
+    for directory, subdirs, names in os.walk(folder, followlinks=True):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        files.extend(
+            Path(directory) / n for n in sorted(names)
+            if not n.startswith(".") and is_image_file(n)
+        )
+    return files
+
+
+def _check_classes(root, candidates):
+    if not candidates:
+        raise ValueError(
+            f"{root} has no class sub-folders. Put the images of each class in a "
+            f"sub-folder named after the class, e.g. {root}/cat/1.jpg."
+        )
+    if len(candidates) == 1:
+        raise ValueError(
+            f"{root} has a single class folder {list(candidates)}; a classifier needs "
+            "at least two classes."
+        )
+    if not any(candidates.values()):
+        raise ValueError(
+            f"No image files in the class folders of {root}. Supported extensions: "
+            f"{', '.join(IMAGE_EXTENSIONS)}."
+        )
+    empty = [name for name, files in candidates.items() if not files]
+    if empty:
+        raise ValueError(
+            f"Class folder(s) {empty} in {root} hold no image files "
+            f"({', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder."
+        )
+
+
+def _check_files(root, candidates, verbose):
+    files = [f for names in candidates.values() for f in names]
+    progress = keras.utils.Progbar(len(files), unit_name="file") if verbose else None
+    if verbose:
+        print(f"Checking {len(files)} image files in {root} ...")
+    reasons = []
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        for i, reason in enumerate(pool.map(check_image, files), 1):
+            reasons.append(reason)
+            if progress is not None and (i % 100 == 0 or i == len(files)):
+                progress.update(i)
+    bad = {f: r for f, r in zip(files, reasons) if r is not None}
+    good = {name: [f for f in names if f not in bad] for name, names in candidates.items()}
+    return list(bad.items()), good

@@ -1,0 +1,184 @@
+"""`ImageSplits`: the train/validation/test datasets of one labelled source."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from transfer_tf.data.augment import augmentation, validate_augment
+from transfer_tf.data.images import validate_resize
+from transfer_tf.data.pipeline import array_dataset, file_dataset
+from transfer_tf.data.split import SPLITS, assign_split, validate_fractions
+
+SKIPPED_SHOWN = 5
+
+
+@dataclasses.dataclass
+class ImageSplits:
+    """Batched `tf.data` datasets of `(images, labels)` and what they hold.
+
+    Images are raw RGB pixels in [0, 255] of `image_size`; labels are class
+    indices (int32). Only `train` is shuffled and augmented.
+
+    Attributes:
+        class_names: list of str. Label `i` is `class_names[i]`.
+        train: `tf.data.Dataset`.
+        validation: `tf.data.Dataset` or `None` when the split is empty.
+        test: `tf.data.Dataset` or `None` when the split is empty.
+        counts: dict. Split name to a list of image counts per class.
+        image_size: tuple `(height, width)`.
+        batch_size: int.
+        augment: str. The augmentation preset of `train`.
+        skipped: list of `(path, reason)`. Files left out as unreadable.
+        files: dict or `None`. For file sources, split name to a list of
+            `(path, label)`, in dataset order (`train` is shuffled anew).
+        source: dict. Where the images came from and the split settings.
+    """
+
+    class_names: list
+    train: object
+    validation: object
+    test: object
+    counts: dict
+    image_size: tuple
+    batch_size: int
+    augment: str
+    skipped: list
+    files: object
+    source: dict
+
+    def class_weight(self):
+        """Balanced class weights from the training counts: `n / (k * count)`.
+
+        Returns:
+            dict of class index to float, for `fine_tune(class_weight=...)`.
+
+        Raises:
+            ValueError: if a class has no training images.
+        """
+        counts = np.asarray(self.counts["train"], dtype=np.float64)
+        if (counts == 0).any():
+            missing = [self.class_names[i] for i in np.flatnonzero(counts == 0)]
+            raise ValueError(f"Balanced class weights need training images of every class; none of {missing}.")
+        return {i: float(counts.sum() / (len(counts) * c)) for i, c in enumerate(counts)}
+
+    def summary(self):
+        """A readable table of class counts per split, and the skipped files."""
+        splits = [s for s in SPLITS if sum(self.counts[s])]
+        width = max(len(n) for n in [*self.class_names, "class", "total"])
+        lines = ["  ".join([f"{'class':<{width}}", *(f"{s:>10}" for s in splits)])]
+        for i, name in enumerate(self.class_names):
+            lines.append("  ".join([f"{name:<{width}}", *(f"{self.counts[s][i]:>10}" for s in splits)]))
+        lines.append("  ".join([f"{'total':<{width}}", *(f"{sum(self.counts[s]):>10}" for s in splits)]))
+        lines.extend(skipped_report(self.skipped))
+        return "\n".join(lines)
+
+    def to_dict(self):
+        """Plain JSON-serialisable description (no datasets)."""
+        return {
+            "source": self.source,
+            "class_names": list(self.class_names),
+            "counts": {s: list(map(int, c)) for s, c in self.counts.items()},
+            "image_size": list(self.image_size),
+            "batch_size": self.batch_size,
+            "augment": self.augment,
+            "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped],
+        }
+
+
+def skipped_report(skipped):
+    """Lines naming how many files were skipped and the first few."""
+    if not skipped:
+        return []
+    lines = [f"Skipped {len(skipped)} unreadable file(s):"]
+    lines += [f"  {path}: {reason}" for path, reason in skipped[:SKIPPED_SHOWN]]
+    if len(skipped) > SKIPPED_SHOWN:
+        lines.append(f"  ... and {len(skipped) - SKIPPED_SHOWN} more")
+    return lines
+
+
+def validate_split_args(*, validation_split, test_split, batch_size, augment):
+    validate_fractions(validation_split, test_split)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
+    validate_augment(augment)
+
+
+def splits_from_files(
+    items, class_names, *, image_size, resize, validation_split, test_split, seed,
+    batch_size, augment, cache, skipped, source,
+):
+    """Builds `ImageSplits` from `(path, label, key)` items; `key` decides the split."""
+    validate_resize(resize)
+    grouped = {s: [] for s in SPLITS}
+    for path, label, key in items:
+        split = assign_split(key, seed=seed, validation_split=validation_split, test_split=test_split)
+        grouped[split].append((path, label))
+    aug = augmentation(augment, seed)
+
+    def dataset(split):
+        if not grouped[split]:
+            return None
+        paths, labels = zip(*grouped[split])
+        return file_dataset(
+            list(paths), np.asarray(labels, dtype=np.int32), image_size=image_size,
+            resize=resize, batch_size=batch_size, shuffle=split == "train", seed=seed,
+            augmentation=aug if split == "train" else None,
+            cache=split_cache(cache, split),
+        )
+
+    return ImageSplits(
+        class_names=list(class_names), train=dataset("train"),
+        validation=dataset("validation"), test=dataset("test"),
+        counts={s: _counts([l for _, l in grouped[s]], len(class_names)) for s in SPLITS},
+        image_size=tuple(image_size), batch_size=batch_size, augment=augment,
+        skipped=list(skipped), files=grouped,
+        source={**source, "seed": seed, "validation_split": validation_split,
+                "test_split": test_split, "resize": resize},
+    )
+
+
+def splits_from_arrays(
+    images, labels, class_names, *, image_size, resize, validation_split, test_split, seed,
+    batch_size, augment, cache, source,
+):
+    """Builds `ImageSplits` from arrays; an image's index decides its split."""
+    assigned = np.array([
+        assign_split(i, seed=seed, validation_split=validation_split, test_split=test_split)
+        for i in range(len(images))
+    ])
+    aug = augmentation(augment, seed)
+    datasets, counts = {}, {}
+    for split in SPLITS:
+        index = np.flatnonzero(assigned == split)
+        split_labels = labels[index]
+        counts[split] = _counts(split_labels, len(class_names))
+        datasets[split] = None if not len(index) else array_dataset(
+            images[index], split_labels, image_size=image_size, resize=resize,
+            batch_size=batch_size,
+            shuffle=split == "train", seed=seed,
+            augmentation=aug if split == "train" else None, cache=split_cache(cache, split),
+        )
+    return ImageSplits(
+        class_names=list(class_names), train=datasets["train"],
+        validation=datasets["validation"], test=datasets["test"], counts=counts,
+        image_size=tuple(image_size), batch_size=batch_size, augment=augment, skipped=[],
+        files=None,
+        source={**source, "seed": seed, "validation_split": validation_split,
+                "test_split": test_split, "resize": resize},
+    )
+
+
+def _counts(labels, num_classes):
+    labels = np.asarray(labels)
+    if labels.ndim == 2:  # multi-hot
+        return [int(c) for c in labels.sum(axis=0)]
+    return [int(c) for c in np.bincount(labels.astype(np.int64), minlength=num_classes)]
+
+
+def split_cache(cache, split):
+    if cache is None or cache is False or cache is True:
+        return bool(cache)
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / split)
