@@ -5,17 +5,21 @@ import importlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import transfer_tf as ttf
 
 # The modules whose public docstrings carry runnable examples.
-MODULES = ["backbones", "preprocessing", "model", "training"]
+MODULES = [
+    "backbones", "preprocessing", "model", "training", "scratch", "evaluation",
+    "data.augment", "data.sources",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(f"transfer_tf.{name}")
-    globs = {"np": np, "transfer_tf": ttf, **{n: getattr(ttf, n) for n in ttf.__all__}}
+    globs = {"np": np, "tf": tf, "transfer_tf": ttf, **{n: getattr(ttf, n) for n in ttf.__all__}}
     result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0

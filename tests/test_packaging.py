@@ -32,8 +32,18 @@ def test_ci_runs_the_readme_commands_verbatim():
 def test_public_api():
     assert sorted(ttf.__all__) == [
         "BackboneSpec", "Block", "FineTuneResult", "ImageClassifier", "ImagePreprocessing",
-        "PhaseResult", "WeightsNotAvailableError", "build_head", "fine_tune", "get_backbone",
-        "keras_cache_dir", "list_backbones", "load", "save",
+        "PhaseResult", "WeightsNotAvailableError", "build_head", "data", "evaluate", "fine_tune",
+        "get_backbone", "keras_cache_dir", "list_backbones", "load", "save", "train_from_scratch",
+    ]
+    assert sorted(ttf.data.__all__) == [
+        "AUGMENTATIONS", "ELPV_LICENCE", "IMAGE_EXTENSIONS", "ImageSplits", "RESIZE_POLICIES",
+        "augmentation", "check_image", "elpv", "from_arrays", "from_directory", "from_tfds",
+        "list_images", "read_image",
     ]
     for name in ttf.__all__:
         assert getattr(ttf, name) is not None
+
+
+def test_console_script_is_declared():
+    config = (ROOT / "setup.cfg").read_text()
+    assert "transfer-tf = transfer_tf.cli:main" in config

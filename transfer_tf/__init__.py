@@ -1,7 +1,8 @@
 """transfer_tf: transfer learning with Keras 3 and TensorFlow.
 
 A pretrained `keras.applications` backbone, a small head, a two-phase
-trainer that keeps BatchNorm frozen, and run folders that load safely.
+trainer that keeps BatchNorm frozen, data loaders that survive bad files,
+and run folders that load safely. `transfer-tf` is the command line.
 """
 
 import os as _os
@@ -15,11 +16,14 @@ from transfer_tf._native_logs import load_tensorflow_quietly as _load_tensorflow
 
 _load_tensorflow()
 
+from transfer_tf import data  # noqa: E402
 from transfer_tf.backbones import BackboneSpec, Block, get_backbone, list_backbones  # noqa: E402
+from transfer_tf.evaluation import evaluate  # noqa: E402
 from transfer_tf.head import build_head  # noqa: E402
 from transfer_tf.model import ImageClassifier  # noqa: E402
 from transfer_tf.preprocessing import ImagePreprocessing  # noqa: E402
 from transfer_tf.saving import load, save  # noqa: E402
+from transfer_tf.scratch import train_from_scratch  # noqa: E402
 from transfer_tf.training import FineTuneResult, PhaseResult, fine_tune  # noqa: E402
 from transfer_tf.weights import WeightsNotAvailableError, keras_cache_dir  # noqa: E402
 
@@ -32,10 +36,13 @@ __all__ = [
     "PhaseResult",
     "WeightsNotAvailableError",
     "build_head",
+    "data",
+    "evaluate",
     "fine_tune",
     "get_backbone",
     "keras_cache_dir",
     "list_backbones",
     "load",
     "save",
+    "train_from_scratch",
 ]

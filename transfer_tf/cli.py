@@ -217,7 +217,7 @@ def run_evaluate(args):
 
     metrics = evaluate_run(
         args.run, args.data_dir, split=args.split, batch_size=args.batch_size,
-        verbose=not args.quiet,
+        verbose=not (args.quiet or args.json),  # stdout carries only the JSON
     )
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
     if not args.quiet and not args.json:

@@ -169,13 +169,6 @@ def from_tfds(
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises several kinds for a bad name
         raise ValueError(f"Unknown TFDS dataset {name!r}: {first_line(error)}") from None
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"TFDS dataset {name!r} is not prepared in {builder.data_dir}. On a machine "
-            f"with internet run `tfds build {name} --data_dir DIR` (or "
-            f"tfds.builder({name!r}, data_dir=DIR).download_and_prepare()), copy DIR here "
-            f"and pass data_dir=DIR. Received: data_dir={data_dir!r}"
-        )
     features = builder.info.features
     for key in (image_key, label_key):
         if key not in features:
@@ -192,10 +185,19 @@ def from_tfds(
             fraction < validation_split, 1, tf.where(fraction < validation_split + test_split, 2, 0)
         )
 
-    labels_only = builder.as_dataset(
-        split=split, shuffle_files=False,
-        decoders={image_key: tfds.decode.SkipDecoding()},
-    ).enumerate().map(lambda i, ex: (split_of(i), ex[label_key]))
+    try:
+        labels_only = builder.as_dataset(
+            split=split, shuffle_files=False,
+            decoders={image_key: tfds.decode.SkipDecoding()},
+        )
+    except AssertionError:  # how tfds reports data that was never prepared
+        raise FileNotFoundError(
+            f"TFDS dataset {name!r} is not prepared in {builder.data_dir}. On a machine "
+            f"with internet run `tfds build {name} --data_dir DIR` (or "
+            f"tfds.builder({name!r}, data_dir=DIR).download_and_prepare()), copy DIR here "
+            f"and pass data_dir=DIR. Received: data_dir={data_dir!r}"
+        ) from None
+    labels_only = labels_only.enumerate().map(lambda i, ex: (split_of(i), ex[label_key]))
     counts = {s: [0] * len(class_names) for s in SPLITS}
     for which, label in labels_only.as_numpy_iterator():
         counts[SPLITS[which]][label] += 1

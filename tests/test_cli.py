@@ -1,0 +1,131 @@
+"""`transfer-tf`: train -> evaluate -> predict end to end, config files, clean errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from transfer_tf import cli, load
+
+from image_files import write_bad, write_class_folder
+
+TINY = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32",
+        "--head-epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "shapes"
+    write_class_folder(root, ["dark", "light"], per_class=10, value_of=lambda label: 30 + 190 * label)
+    write_bad(root / "light" / "broken.jpg", "text.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "shapes"
+    assert cli.main(["train", str(folder), *TINY, "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_writes_a_run_folder_and_summary(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", str(folder), *TINY, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for expected in ("dark", "Skipped 1 unreadable file(s)", "broken.jpg", "head", "fine_tune",
+                     "best validation accuracy", f"Saved the run to {out}"):
+        assert expected in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"model.keras", "labels.txt", "config.json", "history.json", "data.json"} <= names
+    summary = json.loads((out / "data.json").read_text())
+    assert sum(summary["counts"]["train"]) + sum(summary["counts"]["validation"]) == 20
+    assert len(summary["skipped"]) == 1
+    assert load(out).class_names == ["dark", "light"]
+
+
+def test_train_refuses_to_replace_a_run(folder, run, capsys):
+    assert cli.main(["train", str(folder), *TINY, "--out", str(run)]) == 1
+    assert "already holds a trained run" in capsys.readouterr().err
+
+
+def test_evaluate_prints_and_writes_metrics(folder, run, capsys):
+    assert cli.main(["evaluate", str(run), str(folder), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "20 images: accuracy" in printed and "balanced accuracy" in printed
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_images"] == 20 and 0 <= metrics["accuracy"] <= 1
+    assert sum(map(sum, metrics["confusion_matrix"])) == 20
+    assert cli.main(["evaluate", str(run), str(folder), "--split", "validation", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    recorded = json.loads((run / "data.json").read_text())["counts"]["validation"]
+    assert printed["split"] == "validation" and printed["num_images"] == sum(recorded)
+    assert json.loads((run / "metrics.json").read_text()) == printed
+
+
+def test_predict_ranks_labels(folder, run, capsys):
+    assert cli.main(["predict", str(run), str(folder / "dark" / "img_000.png"),
+                     str(folder / "light"), "--top-k", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    predictions = json.loads(captured.out)
+    assert len(predictions) == 11  # one file plus the ten readable images of the folder
+    for item in predictions:
+        scores = [t["score"] for t in item["top"]]
+        assert sorted(scores, reverse=True) == scores and sum(scores) == pytest.approx(1, abs=1e-5)
+        assert {t["label"] for t in item["top"]} == {"dark", "light"}
+    assert "broken.jpg" in captured.err
+    assert cli.main(["predict", str(run), str(folder / "dark"), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 10 and all(": dark " in l or ": light " in l for l in lines)
+
+
+def test_config_file_with_flags_overriding(folder, tmp_path, capsys):
+    config = tmp_path / "settings.yaml"
+    config.write_text(
+        f"data_dir: {folder}\nbackbone: vgg16\nweights: none\nimage-size: 32\n"
+        "head_epochs: 1\nfine_tune_epochs: 3\nbatch_size: 8\n"
+    )
+    out = tmp_path / "from-config"
+    assert cli.main(["train", "--config", str(config), "--fine-tune-epochs", "1",
+                     "--out", str(out), "--quiet"]) == 0
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["head_epochs"] == 1 and training["fine_tune_epochs"] == 1
+    toml = tmp_path / "settings.toml"
+    toml.write_text('backbone = "vgg16"\nlearning_rate = 0.1\n')
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", str(folder), "--config", str(toml)])
+    assert exit_info.value.code == 2
+    assert "unknown setting 'learning_rate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "MISSING", "--backbone", "vgg16"], "does not exist"),
+        (["train", "FOLDER", "--backbone", "resnet9000"], "Received: backbone='resnet9000'"),
+        (["train", "FOLDER", "--backbone", "vgg16", "--image-size", "8"], "Received: image_size=8"),
+        (["predict", "MISSING", "FOLDER"], "No transfer_tf run folder"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(folder, tmp_path, args, message):
+    args = [str(folder) if a == "FOLDER" else str(tmp_path / "nope") if a == "MISSING" else a
+            for a in args]
+    done = subprocess.run(
+        [sys.executable, "-m", "transfer_tf.cli", *args], capture_output=True, text=True,
+        cwd=tmp_path, timeout=300,
+    )
+    assert done.returncode == 1
+    errors = [l for l in done.stderr.splitlines() if l.startswith("transfer-tf: error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError):
+        cli.main(["train", str(tmp_path / "nope"), "--debug"])
+
+
+def test_backbones_lists_the_registry(capsys):
+    assert cli.main(["backbones", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"vgg16", "resnet50", "mobilenetv3small"} <= {r["name"] for r in rows}

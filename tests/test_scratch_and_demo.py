@@ -1,0 +1,65 @@
+"""Training from scratch moves every weight and BatchNorm statistic; the demo runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+import transfer_tf as ttf
+from transfer_tf import demo
+from transfer_tf.freezing import all_layers, is_batchnorm
+
+from conftest import separable_data
+
+
+def test_train_from_scratch_trains_everything_with_batchnorm_in_training_mode():
+    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
+    before = [w.copy() for w in clf.get_weights()]
+    bn = [l for l in all_layers(clf.base) if is_batchnorm(l)]
+    moving_before = [l.moving_mean.numpy().copy() for l in bn]
+    x, y = separable_data(16, 32, 2)
+    result = ttf.train_from_scratch(clf, (x, y), epochs=1, batch_size=8, verbose=0)
+    after = clf.get_weights()
+    moved = [not np.array_equal(b, a) for b, a in zip(before, after)]
+    assert all(moved), f"{moved.count(False)} of {len(moved)} weights did not move"
+    assert all(l.momentum == 0.9 for l in bn)
+    assert all(not np.array_equal(b, l.moving_mean.numpy()) for b, l in zip(moving_before, bn))
+    assert result.phases[0].name == "from_scratch" and len(result.history["loss"]) == 1
+    assert clf.training_record is result
+
+
+def test_train_from_scratch_keeps_momentum_when_asked():
+    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
+    x, y = separable_data(8, 32, 2)
+    ttf.train_from_scratch(clf, (x, y), epochs=1, bn_momentum=None, verbose=0)
+    assert {l.momentum for l in all_layers(clf.base) if is_batchnorm(l)} == {0.999}
+    with pytest.raises(ValueError, match="Received: bn_momentum=1.5"):
+        ttf.train_from_scratch(clf, (x, y), bn_momentum=1.5)
+
+
+def test_digit_domains_do_not_overlap():
+    images, labels = demo.load_digits()
+    (sx, sy, snames), (tx, ty, tnames), (ex, ey, _) = demo.digit_domains(
+        images, labels, target_per_class=30, seed=0)
+    assert snames == ["0", "1", "2", "3", "4"] and tnames == ["5", "6", "7", "8", "9"]
+    assert len(sx) == 2500 and len(tx) == 150 and len(ex) == 2350
+    assert np.bincount(ty).tolist() == [30] * 5
+    # No labelled target image is also a held-out one.
+    held_out = {img.tobytes() for img in ex}
+    assert not any(img.tobytes() in held_out for img in tx)
+
+
+def test_demo_runs_end_to_end_and_saves(tmp_path):
+    record = demo.run_demo(
+        out=tmp_path / "demo", source_epochs=1, head_epochs=1, fine_tune_epochs=1,
+        target_per_class=5, verbose=0,
+    )
+    saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert saved["gain"]["accuracy"] == pytest.approx(
+        saved["transfer"]["accuracy"] - saved["from_scratch"]["accuracy"])
+    assert saved["target_test_images"] == 2500 - 25
+    assert record["transfer"]["num_images"] == 2475
+    clf = ttf.load(tmp_path / "demo")
+    assert clf.class_names == ["5", "6", "7", "8", "9"]
+    assert clf.weights_source is not None  # the source model, not random init
+    assert ttf.load(tmp_path / "demo" / "source").class_names == ["0", "1", "2", "3", "4"]
