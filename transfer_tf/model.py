@@ -199,19 +199,26 @@ class ImageClassifier(keras.Model):
             weights_source=describe_weights(weights),
         )
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath, overwrite=True, *, data_summary=None, **kwargs):
         """Saves a run folder, or a single `.keras` file.
 
-        A path ending in `.keras` is saved by Keras as one file. Any other
-        path is a run folder holding `model.keras`, `labels.txt`,
-        `config.json` and, once trained, `history.json` (see
-        `transfer_tf.save`).
+        A path ending in `.keras` is saved by Keras as one file (`kwargs` go
+        to `keras.Model.save`). Any other path is a run folder holding
+        `model.keras`, `labels.txt`, `config.json`, `history.json` once
+        trained, and `data.json` given `data_summary` (see `transfer_tf.save`).
         """
         if str(filepath).endswith(".keras"):
+            if data_summary is not None:
+                raise ValueError(
+                    "data_summary is written to a run folder; a .keras file holds the "
+                    f"model only. Received: filepath={str(filepath)!r}"
+                )
             return super().save(filepath, overwrite=overwrite, **kwargs)
+        if kwargs:
+            raise TypeError(f"Unexpected arguments for a run folder: {sorted(kwargs)}")
         from transfer_tf.saving import save
 
-        return save(self, filepath, overwrite=overwrite)
+        return save(self, filepath, overwrite=overwrite, data_summary=data_summary)
 
     def get_config(self):
         config = super().get_config()
