@@ -156,6 +156,8 @@ def test_folder_errors(tmp_path):
         data.from_directory(tmp_path / "gap", image_size=8, validation_split=1.5)
     with pytest.raises(ValueError, match="Received: augment='wild'"):
         data.from_directory(tmp_path / "gap", image_size=8, augment="wild")
+    with pytest.raises(ValueError, match="Received: resize='squash'"):
+        data.from_directory(tmp_path / "missing", image_size=8, resize="squash")
 
 
 def test_augmentation_touches_the_training_split_only(tmp_path):

@@ -76,10 +76,10 @@ def from_directory(
     >>> splits = from_directory("photos/", image_size=224)   # doctest: +SKIP
     >>> fine_tune(clf, splits.train, splits.validation)      # doctest: +SKIP
     """
-    image_size = _pixels(image_size)
+    image_size = normalise_image_size(image_size, None)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
-        batch_size=batch_size, augment=augment,
+        batch_size=batch_size, augment=augment, resize=resize,
     )
     root = Path(path)
     if not root.is_dir():
@@ -126,11 +126,6 @@ def list_images(paths):
         else:
             files.append(path)
     return files
-
-
-def _pixels(image_size):
-    """`(height, width)` from an int or a pair, checked."""
-    return normalise_image_size(image_size, None)
 
 
 def _image_files(folder):

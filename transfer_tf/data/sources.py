@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from transfer_tf._text import first_line
 from transfer_tf.data.augment import augmentation
-from transfer_tf.data.images import validate_resize
 from transfer_tf.data.pipeline import tensor_dataset
 from transfer_tf.data.split import SPLITS
 from transfer_tf.data.splits import (
@@ -106,9 +105,8 @@ def from_arrays(
     size = images.shape[1:3] if image_size is None else normalise_image_size(image_size, None)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
-        batch_size=batch_size, augment=augment,
+        batch_size=batch_size, augment=augment, resize=resize,
     )
-    validate_resize(resize)
     return splits_from_arrays(
         images, labels, class_names, image_size=tuple(int(v) for v in size), resize=resize,
         validation_split=validation_split, test_split=test_split, seed=seed,
@@ -162,9 +160,8 @@ def from_tfds(
     image_size = normalise_image_size(image_size, None)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
-        batch_size=batch_size, augment=augment,
+        batch_size=batch_size, augment=augment, resize=resize,
     )
-    validate_resize(resize)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises several kinds for a bad name
@@ -281,7 +278,7 @@ def elpv(
         )
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
-        batch_size=batch_size, augment=augment,
+        batch_size=batch_size, augment=augment, resize=resize,
     )
     table = elpv_table()
     items = []

@@ -97,8 +97,9 @@ def skipped_report(skipped):
     return lines
 
 
-def validate_split_args(*, validation_split, test_split, batch_size, augment):
+def validate_split_args(*, validation_split, test_split, batch_size, augment, resize):
     validate_fractions(validation_split, test_split)
+    validate_resize(resize)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
     validate_augment(augment)
@@ -109,7 +110,6 @@ def splits_from_files(
     batch_size, augment, cache, skipped, source,
 ):
     """Builds `ImageSplits` from `(path, label, key)` items; `key` decides the split."""
-    validate_resize(resize)
     grouped = {s: [] for s in SPLITS}
     for path, label, key in items:
         split = assign_split(key, seed=seed, validation_split=validation_split, test_split=test_split)
