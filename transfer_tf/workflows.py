@@ -160,10 +160,10 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
         split_settings = {k: data["source"][k] for k in ("validation_split", "test_split", "seed")}
     splits = from_directory(
         data_dir, image_size=classifier.image_size, batch_size=batch_size,
-        resize=(data or {}).get("source", {}).get("resize", "stretch"), verbose=bool(verbose),
+        resize=_resize_policy(data), verbose=bool(verbose),
         **split_settings,
     )
-    dataset = {"all": splits.train}.get(split) or getattr(splits, split)
+    dataset = splits.train if split == "all" else getattr(splits, split)
     if dataset is None:
         raise ValueError(f"The {split} split of {data_dir} holds no images.")
     unknown = sorted(set(splits.class_names) - set(classifier.class_names))
@@ -208,7 +208,7 @@ def predict_files(run, paths, *, top_k=3):
         classifier, resize = run, "stretch"
     else:
         classifier = load(run)
-        resize = ((_run_data(run) or {}).get("source") or {}).get("resize", "stretch")
+        resize = _resize_policy(_run_data(run))
     files = list_images(paths)
     if not files:
         raise ValueError(f"No image files in {', '.join(map(str, paths))}.")
@@ -238,6 +238,11 @@ def format_predictions(predictions, skipped):
         for p in predictions
     ]
     return "\n".join(lines + skipped_report(skipped))
+
+
+def _resize_policy(data):
+    """The resize policy a run was trained with (runs without `data.json`: stretch)."""
+    return ((data or {}).get("source") or {}).get("resize", "stretch")
 
 
 def _run_data(run):
