@@ -307,8 +307,18 @@ def _class_weight(class_weight, train, classifier):
         labels = batch.numpy()
         labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[-1] > 1 else labels.reshape(-1)
         counts += np.bincount(labels.astype(np.int64), minlength=classifier.num_classes)
+    return balanced_class_weight(counts, classifier.class_names)
+
+
+def balanced_class_weight(counts, class_names):
+    """Weights `n / (k * count)` per class index from the training counts.
+
+    Raises:
+        ValueError: if a class has no training images.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
     if (counts == 0).any():
-        missing = [classifier.class_names[i] for i in np.flatnonzero(counts == 0)]
+        missing = [class_names[i] for i in np.flatnonzero(counts == 0)]
         raise ValueError(
             f"class_weight='balanced' needs every class in train_data; no images of {missing}."
         )

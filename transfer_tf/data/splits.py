@@ -9,6 +9,7 @@ from transfer_tf.data.augment import augmentation, validate_augment
 from transfer_tf.data.images import validate_resize
 from transfer_tf.data.pipeline import array_dataset, file_dataset
 from transfer_tf.data.split import SPLITS, assign_split, validate_fractions
+from transfer_tf.training import balanced_class_weight
 
 SKIPPED_SHOWN = 5
 
@@ -56,11 +57,7 @@ class ImageSplits:
         Raises:
             ValueError: if a class has no training images.
         """
-        counts = np.asarray(self.counts["train"], dtype=np.float64)
-        if (counts == 0).any():
-            missing = [self.class_names[i] for i in np.flatnonzero(counts == 0)]
-            raise ValueError(f"Balanced class weights need training images of every class; none of {missing}.")
-        return {i: float(counts.sum() / (len(counts) * c)) for i, c in enumerate(counts)}
+        return balanced_class_weight(self.counts["train"], self.class_names)
 
     def summary(self):
         """A readable table of class counts per split, and the skipped files."""
