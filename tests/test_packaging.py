@@ -31,8 +31,9 @@ def test_ci_runs_the_readme_commands_verbatim():
 
 def test_public_api():
     assert sorted(ttf.__all__) == [
-        "BackboneSpec", "Block", "FineTuneResult", "ImageClassifier", "ImagePreprocessing",
-        "PhaseResult", "WeightsNotAvailableError", "build_head", "data", "evaluate", "fine_tune",
+        "BackboneSpec", "Block", "ExportResult", "FineTuneResult", "FlexOpsRequiredError",
+        "ImageClassifier", "ImagePreprocessing", "PhaseResult", "TFLiteConfig",
+        "WeightsNotAvailableError", "build_head", "data", "evaluate", "export", "fine_tune",
         "get_backbone", "keras_cache_dir", "list_backbones", "load", "save", "train_from_scratch",
     ]
     assert sorted(ttf.data.__all__) == [

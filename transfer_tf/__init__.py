@@ -2,7 +2,8 @@
 
 A pretrained `keras.applications` backbone, a small head, a two-phase
 trainer that keeps BatchNorm frozen, data loaders that survive bad files,
-and run folders that load safely. `transfer-tf` is the command line.
+run folders that load safely, and exports (SavedModel, TFLite with
+metadata) checked against the Keras model. `transfer-tf` is the command line.
 """
 
 import os as _os
@@ -19,6 +20,7 @@ _load_tensorflow()
 from transfer_tf import data  # noqa: E402
 from transfer_tf.backbones import BackboneSpec, Block, get_backbone, list_backbones  # noqa: E402
 from transfer_tf.evaluation import evaluate  # noqa: E402
+from transfer_tf.exporting import ExportResult, FlexOpsRequiredError, TFLiteConfig, export  # noqa: E402
 from transfer_tf.head import build_head  # noqa: E402
 from transfer_tf.model import ImageClassifier  # noqa: E402
 from transfer_tf.preprocessing import ImagePreprocessing  # noqa: E402
@@ -30,14 +32,18 @@ from transfer_tf.weights import WeightsNotAvailableError, keras_cache_dir  # noq
 __all__ = [
     "BackboneSpec",
     "Block",
+    "ExportResult",
     "FineTuneResult",
+    "FlexOpsRequiredError",
     "ImageClassifier",
     "ImagePreprocessing",
     "PhaseResult",
+    "TFLiteConfig",
     "WeightsNotAvailableError",
     "build_head",
     "data",
     "evaluate",
+    "export",
     "fine_tune",
     "get_backbone",
     "keras_cache_dir",

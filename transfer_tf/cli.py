@@ -4,6 +4,7 @@
     transfer-tf train DATA_DIR --backbone resnet50 --out saved_models/flowers
     transfer-tf evaluate RUN DATA_DIR
     transfer-tf predict RUN IMAGE_OR_DIR... --top-k 3
+    transfer-tf export RUN --precision float32 int8
     transfer-tf demo
 
 Settings of `train` may also come from a YAML or TOML file (`--config`);
@@ -19,6 +20,7 @@ import tomllib
 from pathlib import Path
 
 PROG = "transfer-tf"
+_PRECISION_CHOICES = ("float32", "float16", "dynamic-range", "int8")
 
 
 def main(argv=None):
@@ -110,6 +112,32 @@ def build_parser():
     predict.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR")
     predict.add_argument("--top-k", type=int, default=3, help="classes per image (default: 3)")
     predict.add_argument("--json", action="store_true", help="print JSON")
+
+    export = sub.add_parser("export", parents=[common],
+                            help="SavedModel + TFLite with metadata, checked against Keras")
+    export.add_argument("run", help="run folder")
+    export.add_argument("--out", help="export folder (default: RUN/export)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing export folder")
+    export.add_argument("--precision", nargs="+", metavar="P", default=list(_PRECISION_CHOICES),
+                        choices=_PRECISION_CHOICES,
+                        help="TFLite precisions: float32 float16 dynamic-range int8 (default: all)")
+    export.add_argument("--integer-io", action="store_true",
+                        help="int8 model takes uint8 pixels and returns uint8 scores (NPUs, MCUs)")
+    export.add_argument("--calibration-images", type=int, metavar="N",
+                        help="training images that calibrate int8 (default: 300)")
+    export.add_argument("--data", metavar="DIR",
+                        help="images for calibration and checks, split as the run was "
+                             "(default: the run's own data)")
+    export.add_argument("--allow-flex-ops", action="store_true",
+                        help="allow TensorFlow (Flex) ops that LiteRT's built-ins lack")
+    export.add_argument("--name", help="model name in the metadata (default: the run folder's name)")
+    export.add_argument("--description", help="model description in the metadata")
+    export.add_argument("--model-version", default="1", help="model version in the metadata (default: 1)")
+    export.add_argument("--parity-images", type=int, default=1000,
+                        help="held-out images that check each artefact (default: 1000)")
+    export.add_argument("--latency-repeats", type=int, default=50,
+                        help="single-image runs per artefact, median reported (default: 50)")
+    export.add_argument("--json", action="store_true", help="print the parity report as JSON")
 
     demo = sub.add_parser("demo", parents=[common], help="offline demo: transfer between digit sets")
     demo.add_argument("--out", default="saved_models/demo", help="(default: saved_models/demo)")
@@ -239,6 +267,34 @@ def run_predict(args):
     return 0
 
 
+def run_export(args):
+    from transfer_tf.exporting import TFLiteConfig, export
+    from transfer_tf.workflows import run_splits
+
+    precisions = [TFLiteConfig.from_name(name) for name in dict.fromkeys(args.precision)]
+    int8_options = {"integer_io": args.integer_io}
+    if args.calibration_images is not None:
+        int8_options["num_calibration_images"] = args.calibration_images
+    if args.integer_io or args.calibration_images is not None:
+        if "int8" not in args.precision:
+            raise ValueError("--integer-io and --calibration-images apply to int8; add int8 to --precision")
+        precisions = [TFLiteConfig.int8(**int8_options) if c.precision == "int8" else c
+                      for c in precisions]
+    verbose = 0 if (args.quiet or args.json) else 1
+    data = run_splits(args.run, args.data, verbose=bool(verbose)) if args.data else None
+    result = export(
+        args.run, args.out, precisions=precisions, data=data,
+        allow_flex_ops=args.allow_flex_ops, name=args.name, description=args.description,
+        version=args.model_version, num_parity_images=args.parity_images,
+        latency_repeats=args.latency_repeats, overwrite=args.overwrite, verbose=verbose,
+    )
+    if args.json:
+        print(json.dumps(result.parity, indent=2))
+    elif args.quiet:
+        print(result.parity_table())
+    return 0
+
+
 def run_demo(args):
     from transfer_tf.demo import run_demo as demo
 
@@ -251,6 +307,7 @@ COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "predict": run_predict,
+    "export": run_export,
     "demo": run_demo,
 }
 

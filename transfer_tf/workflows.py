@@ -16,7 +16,7 @@ from transfer_tf.data.images import check_image, read_image, validate_resize
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation import class_probabilities, evaluate
 from transfer_tf.model import ImageClassifier
-from transfer_tf.saving import DATA_FILE, MODEL_FILE, load, read_json, save
+from transfer_tf.saving import CONFIG_FILE, DATA_FILE, MODEL_FILE, load, read_json, save
 from transfer_tf.training import fine_tune
 from transfer_tf.weights import normalise_image_size
 
@@ -157,7 +157,7 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
                 f"{run} does not record how its data was split ({DATA_FILE} is missing); "
                 f"evaluate with split='all' on a held-out folder. Received: split={split!r}"
             )
-        split_settings = {k: data["source"][k] for k in ("validation_split", "test_split", "seed")}
+        split_settings = _split_settings(data)
     splits = from_directory(
         data_dir, image_size=classifier.image_size, batch_size=batch_size,
         resize=_resize_policy(data), verbose=bool(verbose),
@@ -238,6 +238,49 @@ def format_predictions(predictions, skipped):
         for p in predictions
     ]
     return "\n".join(lines + skipped_report(skipped))
+
+
+def run_splits(run, data_dir=None, *, batch_size=32, verbose=True):
+    """Re-reads the data a run was trained on, split as it was split then.
+
+    Args:
+        run: str or path. A run folder.
+        data_dir: str, path or `None`. A folder of class sub-folders to use
+            instead of the run's recorded source. Defaults to `None`.
+        batch_size: int. Defaults to `32`.
+        verbose: bool. Defaults to `True`.
+
+    Returns:
+        `ImageSplits`, or `None` when the run records no source that can be
+        read again (arrays, TFDS) and no `data_dir` is given.
+
+    Raises:
+        FileNotFoundError: if the recorded data folder no longer exists.
+    """
+    from transfer_tf.data.sources import elpv
+
+    data = _run_data(run)
+    source = (data or {}).get("source") or {}
+    image_size = tuple(read_json(Path(run) / CONFIG_FILE)["image_size"])
+    settings = dict(
+        image_size=image_size, resize=_resize_policy(data), batch_size=batch_size,
+        verbose=verbose, **(_split_settings(data) if source else {}),
+    )
+    if data_dir is None and source.get("kind") == "elpv":
+        return elpv(task=source["task"], module_type=source["module_type"], **settings)
+    if data_dir is None and source.get("kind") == "directory":
+        data_dir = source["path"]
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(
+                f"{run} was trained on {data_dir}, which no longer exists. Pass the images "
+                "with --data DIR (data=... in Python)."
+            )
+    return None if data_dir is None else from_directory(data_dir, **settings)
+
+
+def _split_settings(data):
+    """The split fractions and seed a run's data was split with."""
+    return {k: data["source"][k] for k in ("validation_split", "test_split", "seed")}
 
 
 def _resize_policy(data):
