@@ -176,16 +176,17 @@ def test_binary_classifier_exports_one_score_per_label():
 
 
 @keras.saving.register_keras_serializable(package="transfer_tf_tests")
-class BesselLayer(keras.layers.Layer):
-    """Uses an op that LiteRT has no built-in kernel for."""
+class InverseLayer(keras.layers.Layer):
+    """Uses MatrixInverse, which LiteRT has only as a Flex (TensorFlow) op."""
 
     def call(self, x):
-        return tf.math.bessel_i1e(x)
+        corner = tf.transpose(x[:, :2, :2, :], [0, 3, 1, 2]) + 10.0 * tf.eye(2)
+        return x + tf.reduce_sum(tf.linalg.inv(corner), axis=[2, 3])[:, None, None, :]
 
 
 def _classifier_needing_flex_ops():
     inputs = keras.Input((SIZE, SIZE, 3))
-    base = keras.Model(inputs, keras.layers.Conv2D(4, 3)(BesselLayer()(inputs)))
+    base = keras.Model(inputs, keras.layers.Conv2D(4, 3)(InverseLayer()(inputs)))
     head = ttf.build_head(base.output.shape[1:], 2)
     return ttf.ImageClassifier(base, head, class_names=["a", "b"])
 
@@ -194,9 +195,21 @@ def test_flex_ops_are_refused_by_name_and_leave_no_files(tmp_path):
     images, labels = separable_data(20, SIZE, 2)
     data = ttf.data.from_arrays(images, labels, ["a", "b"], image_size=SIZE, validation_split=0.5)
     out = tmp_path / "flex"
-    with pytest.raises(ttf.FlexOpsRequiredError, match="BesselI1e.*allow_flex_ops=True"):
+    with pytest.raises(ttf.FlexOpsRequiredError, match="MatrixInverse.*allow_flex_ops=True"):
         ttf.export(_classifier_needing_flex_ops(), out, precisions=["float32"], data=data, verbose=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_flex_ops_when_allowed_are_listed_and_marked_unchecked(tmp_path, capsys):
+    images, labels = separable_data(20, SIZE, 2)
+    data = ttf.data.from_arrays(images, labels, ["a", "b"], image_size=SIZE, validation_split=0.5)
+    result = ttf.export(_classifier_needing_flex_ops(), tmp_path / "flex", precisions=["float32"],
+                        data=data, allow_flex_ops=True, latency_repeats=1)
+    assert result.model_card["quantization"][0]["flex_ops"] == ["FlexMatrixInverse"]
+    row = result.parity[-1]
+    assert row["artefact"] == "float32" and row["agreement"] is None and row["size_bytes"] > 0
+    printed = capsys.readouterr().out
+    assert "uses Flex ops ['FlexMatrixInverse']" in printed and "not run: needs Flex ops" in printed
 
 
 def test_a_failed_re_export_keeps_the_previous_export(tmp_path, exported):
@@ -228,6 +241,7 @@ def test_config_objects_refuse_options_they_would_ignore():
     (dict(precisions=[ttf.TFLiteConfig.int8(np.zeros((4, 16, 16, 3)))]), ValueError,
      r"shape \(N, 32, 32, 3\).*Received shape \(4, 16, 16, 3\)"),
     (dict(data=None), ValueError, "needs held-out images"),
+    (dict(data=np.zeros((4, SIZE, SIZE, 3))), TypeError, "data must be an ImageSplits"),
     (dict(num_parity_images=0), ValueError, "num_parity_images must be an int >= 1"),
 ])
 def test_bad_arguments_fail_before_writing_anything(classifier, data, tmp_path, kwargs, error, message):

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer_tf.data.splits import ImageSplits
 from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import (
     compare, format_parity, median_ms, tflite_latency_ms, tflite_scores,
@@ -95,7 +96,8 @@ def export(
         allow_flex_ops: bool. Whether a model needing TensorFlow ops outside
             LiteRT's built-ins may be exported with Flex ops, which the
             LiteRT mobile runtimes cannot run without the Flex delegate.
-            Defaults to `False`.
+            Such files are listed in the model card but not run (no Flex
+            delegate here). Defaults to `False`.
         name: str or `None`. The model name in the metadata. Defaults to the
             run folder's name, or the classifier's name.
         description: str or `None`. Defaults to a sentence naming the
@@ -104,7 +106,8 @@ def export(
         num_parity_images: int. At most this many held-out images check
             parity. Defaults to `1000`.
         latency_repeats: int. Single-image runs per artefact; the median is
-            reported. Defaults to `50`.
+            reported (LiteRT interpreter on every core; Keras through
+            `predict_on_batch`). Defaults to `50`.
         overwrite: bool. Whether an existing export folder may be replaced.
             Defaults to `False`.
         verbose: int. 0 silent, 1 a line per step. Defaults to `1`.
@@ -211,13 +214,18 @@ def _write_all(classifier, staging, configs, calibration, held_out, data, *, all
         files[config.name] = path
         flex = flex_ops(model_bytes)
         if flex:
-            say(f"  warning: {config.filename} uses Flex ops {flex}; LiteRT's mobile runtimes "
-                "need the Flex delegate to run it.")
-        rows.append(_row(
-            config.name, config.filename, path,
-            compare(reference, tflite_scores(model_bytes, images), labels, classifier.task),
-            tflite_latency_ms(model_bytes, one_image, latency_repeats),
-        ))
+            # Neither ai-edge-litert nor tf.lite links the Flex delegate, so
+            # such a file cannot be run here; say so rather than guess.
+            say(f"  warning: {config.filename} uses Flex ops {flex}: not checked here, and "
+                "LiteRT on Android/iOS runs it only with the Flex delegate linked.")
+            rows.append(_row(config.name, config.filename, path, dict.fromkeys(
+                ("agreement", "max_abs_diff", "mean_abs_diff", "accuracy")), None))
+        else:
+            rows.append(_row(
+                config.name, config.filename, path,
+                compare(reference, tflite_scores(model_bytes, images), labels, classifier.task),
+                tflite_latency_ms(model_bytes, one_image, latency_repeats),
+            ))
         quantization.append({
             "artefact": config.name, "file": config.filename, "precision": config.precision,
             "input_dtype": "uint8" if config.integer_io else "float32",
@@ -336,6 +344,11 @@ def _check_data(classifier, data, configs, num_parity_images):
             "export needs held-out images to check the exported models against Keras. Pass "
             "data=ImageSplits (e.g. ttf.data.from_directory(...)), or --data DIR on the command "
             "line; a run folder trained on a directory or ELPV re-reads its own data."
+        )
+    if not isinstance(data, ImageSplits):
+        raise TypeError(
+            "data must be an ImageSplits (from ttf.data.from_directory, from_arrays, ...). "
+            f"Received: {type(data).__name__}"
         )
     if list(data.class_names) != list(classifier.class_names):
         raise ValueError(

@@ -79,11 +79,18 @@ def accuracy(scores, labels, task):
 
 
 def format_parity(rows):
-    """A table of the parity rows, one line per artefact."""
+    """A table of the parity rows, one line per artefact.
+
+    A row whose `agreement` is `None` (a file with Flex ops, which cannot run
+    here) is shown as not run.
+    """
     header = (f"{'artefact':<26}{'size':>10}{'agreement':>11}{'max diff':>11}"
               f"{'mean diff':>11}{'accuracy':>10}{'latency':>11}")
     lines = [header]
     for row in rows:
+        if row["agreement"] is None:
+            lines.append(f"{row['artefact']:<26}{_size(row['size_bytes']):>10}   not run: needs Flex ops")
+            continue
         acc = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
         lines.append(
             f"{row['artefact']:<26}{_size(row['size_bytes']):>10}{row['agreement']:>11.2%}"
