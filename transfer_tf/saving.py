@@ -76,7 +76,7 @@ def save(classifier, directory, *, overwrite=True, data_summary=None):
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         keras.Model.save(classifier, staging / MODEL_FILE)
-        (staging / LABELS_FILE).write_text("\n".join(classifier.class_names) + "\n")
+        (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
         record = classifier.training_record
         _write_json(staging / CONFIG_FILE, _run_config(classifier, record))
         if record is not None:
@@ -167,6 +167,11 @@ def _run_config(classifier, record):
         "training": None if record is None else record.settings,
         "versions": package_versions(),
     }
+
+
+def labels_text(class_names):
+    """The contents of `labels.txt`: one class name per line, in label order."""
+    return "\n".join(class_names) + "\n"
 
 
 def _write_json(path, data):

@@ -20,7 +20,7 @@ from transfer_tf.exporting.saved_model import (
     SERVING_INPUT, SERVING_OUTPUT, serving_model, write_saved_model,
 )
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig, convert, flex_ops, operators
-from transfer_tf.saving import LABELS_FILE, MODEL_FILE, package_versions
+from transfer_tf.saving import LABELS_FILE, MODEL_FILE, labels_text, package_versions, read_json
 
 EXPORT_DIR = "export"
 SAVED_MODEL_DIR = "saved_model"
@@ -173,7 +173,7 @@ def _write_all(classifier, staging, configs, calibration, held_out, data, *, all
     reference = serving.predict(images, batch_size=32, verbose=0)
     one_image = images[:1]
     keras.Model.save(classifier, staging / MODEL_FILE)
-    (staging / LABELS_FILE).write_text("\n".join(classifier.class_names) + "\n")
+    (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
     files = {"keras": staging / MODEL_FILE}
     rows = [_row(
         "keras", MODEL_FILE, staging / MODEL_FILE,
@@ -251,7 +251,7 @@ def _row(artefact, file, path, comparison, latency_ms):
 def _size_of(path):
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else 0
+    return path.stat().st_size
 
 
 def _model_card(classifier, metadata, rows, quantization, data, held_out, run):
@@ -259,9 +259,11 @@ def _model_card(classifier, metadata, rows, quantization, data, held_out, run):
 
     height, width = classifier.image_size
     record = classifier.training_record
+    from transfer_tf.workflows import METRICS_FILE
+
     run_metrics = None
-    if run is not None and (run / "metrics.json").is_file():
-        run_metrics = json.loads((run / "metrics.json").read_text())
+    if run is not None and (run / METRICS_FILE).is_file():
+        run_metrics = read_json(run / METRICS_FILE)
     return {
         **metadata,
         "backbone": classifier.backbone_name,

@@ -14,8 +14,9 @@ import zipfile
 import flatbuffers
 import numpy as np
 
+from transfer_tf.saving import LABELS_FILE, labels_text
+
 METADATA_BUFFER_NAME = "TFLITE_METADATA"
-LABELS_FILE = "labels.txt"
 MIN_PARSER_VERSION = "1.0.0"
 
 # Enum and union values from metadata_schema.fbs.
@@ -49,7 +50,7 @@ def add_metadata(model_bytes, *, name, description, version, author, class_names
     with_metadata = _attach_buffer(model_bytes, metadata)
     labels = io.BytesIO()
     with zipfile.ZipFile(labels, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(LABELS_FILE, "\n".join(class_names) + "\n")
+        archive.writestr(LABELS_FILE, labels_text(class_names))
     return with_metadata + labels.getvalue()
 
 
