@@ -31,15 +31,21 @@ def test_ci_runs_the_readme_commands_verbatim():
 
 def test_public_api():
     assert sorted(ttf.__all__) == [
-        "BackboneSpec", "Block", "ExportResult", "FineTuneResult", "FlexOpsRequiredError",
-        "ImageClassifier", "ImagePreprocessing", "PhaseResult", "TFLiteConfig",
-        "WeightsNotAvailableError", "build_head", "data", "evaluate", "export", "fine_tune",
-        "get_backbone", "keras_cache_dir", "list_backbones", "load", "save", "train_from_scratch",
+        "BackboneSpec", "Block", "ComparisonResult", "ExportResult", "FineTuneResult",
+        "FlexOpsRequiredError", "ImageClassifier", "ImagePreprocessing", "PhaseResult",
+        "Predictions", "TFLiteConfig", "WeightsNotAvailableError", "build_head",
+        "classification_metrics", "compare", "data", "evaluate", "export", "fine_tune",
+        "get_backbone", "keras_cache_dir", "list_backbones", "load", "plots", "predict_dataset",
+        "save", "train_from_scratch", "write_report",
     ]
     assert sorted(ttf.data.__all__) == [
         "AUGMENTATIONS", "ELPV_LICENCE", "IMAGE_EXTENSIONS", "ImageSplits", "RESIZE_POLICIES",
         "augmentation", "check_image", "elpv", "from_arrays", "from_directory", "from_tfds",
         "list_images", "read_image",
+    ]
+    assert sorted(ttf.plots.__all__) == [
+        "plot_class_distribution", "plot_confusion_matrix", "plot_history", "plot_mistakes",
+        "plot_validation_curves",
     ]
     for name in ttf.__all__:
         assert getattr(ttf, name) is not None

@@ -2,7 +2,8 @@
 
 A pretrained `keras.applications` backbone, a small head, a two-phase
 trainer that keeps BatchNorm frozen, data loaders that survive bad files,
-run folders that load safely, and exports (SavedModel, TFLite with
+run folders that load safely with plots and a report, a comparison
+against training from scratch, and exports (SavedModel, TFLite with
 metadata) checked against the Keras model. `transfer-tf` is the command line.
 """
 
@@ -17,13 +18,16 @@ from transfer_tf._native_logs import load_tensorflow_quietly as _load_tensorflow
 
 _load_tensorflow()
 
-from transfer_tf import data  # noqa: E402
+from transfer_tf import data, plots  # noqa: E402
 from transfer_tf.backbones import BackboneSpec, Block, get_backbone, list_backbones  # noqa: E402
-from transfer_tf.evaluation import evaluate  # noqa: E402
+from transfer_tf.compare import ComparisonResult, compare  # noqa: E402
+from transfer_tf.evaluation import Predictions, evaluate, predict_dataset  # noqa: E402
 from transfer_tf.exporting import ExportResult, FlexOpsRequiredError, TFLiteConfig, export  # noqa: E402
 from transfer_tf.head import build_head  # noqa: E402
 from transfer_tf.model import ImageClassifier  # noqa: E402
+from transfer_tf.metrics import classification_metrics  # noqa: E402
 from transfer_tf.preprocessing import ImagePreprocessing  # noqa: E402
+from transfer_tf.report import write_report  # noqa: E402
 from transfer_tf.saving import load, save  # noqa: E402
 from transfer_tf.scratch import train_from_scratch  # noqa: E402
 from transfer_tf.training import FineTuneResult, PhaseResult, fine_tune  # noqa: E402
@@ -32,15 +36,19 @@ from transfer_tf.weights import WeightsNotAvailableError, keras_cache_dir  # noq
 __all__ = [
     "BackboneSpec",
     "Block",
+    "ComparisonResult",
     "ExportResult",
     "FineTuneResult",
     "FlexOpsRequiredError",
     "ImageClassifier",
     "ImagePreprocessing",
     "PhaseResult",
+    "Predictions",
     "TFLiteConfig",
     "WeightsNotAvailableError",
     "build_head",
+    "classification_metrics",
+    "compare",
     "data",
     "evaluate",
     "export",
@@ -49,6 +57,9 @@ __all__ = [
     "keras_cache_dir",
     "list_backbones",
     "load",
+    "plots",
+    "predict_dataset",
     "save",
     "train_from_scratch",
+    "write_report",
 ]

@@ -2,6 +2,7 @@
 
     transfer-tf backbones
     transfer-tf train DATA_DIR --backbone resnet50 --out saved_models/flowers
+    transfer-tf compare DATA_DIR --backbone resnet50 --weights imagenet
     transfer-tf evaluate RUN DATA_DIR
     transfer-tf predict RUN IMAGE_OR_DIR... --top-k 3
     transfer-tf export RUN --precision float32 int8
@@ -73,31 +74,21 @@ def build_parser():
     train.add_argument("--config", help="YAML or TOML file of settings; flags override it")
     train.add_argument("--out", help="run folder to write (default: saved_models/DATA_DIR-BACKBONE)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
-    train.add_argument("--backbone", default="resnet50", help="see `transfer-tf backbones` (default: resnet50)")
-    train.add_argument("--weights", default="imagenet", type=_weights,
-                       help="imagenet, none, or a weights file / run folder (default: imagenet)")
-    train.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
-    train.add_argument("--head-epochs", type=int, default=5, help="phase 1 epochs (default: 5)")
-    train.add_argument("--fine-tune-epochs", type=int, default=5, help="phase 2 epochs (default: 5)")
-    train.add_argument("--unfreeze-blocks", type=_blocks, default=1,
-                       help="top blocks trained in phase 2: a number or 'all' (default: 1)")
-    train.add_argument("--head-lr", type=float, default=1e-3, help="phase 1 learning rate (default: 1e-3)")
-    train.add_argument("--fine-tune-lr", type=float, help="phase 2 learning rate (default: head-lr / 100)")
-    train.add_argument("--augment", default="none", choices=("none", "light", "strong"),
-                       help="augmentation of the training images (default: none)")
-    train.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
-                       help="how images reach the input size (default: stretch)")
-    train.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
-    train.add_argument("--validation-split", type=float, default=0.2, help="(default: 0.2)")
+    _add_model_and_data_arguments(train)
     train.add_argument("--test-split", type=float, default=0.0, help="(default: 0)")
-    train.add_argument("--class-weight", choices=("none", "balanced"), default="none",
-                       help="weigh classes by inverse frequency (default: none)")
     train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                        help="stop a phase after PATIENCE epochs without a lower validation loss")
-    train.add_argument("--pooling", choices=("avg", "max"), default="avg", help="(default: avg)")
-    train.add_argument("--dropout", type=float, default=0.2, help="(default: 0.2)")
-    train.add_argument("--cache", action="store_true", help="keep decoded images in memory")
-    train.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+    compare = sub.add_parser("compare", parents=[common],
+                             help="feature extraction vs fine-tuning vs from scratch on your data")
+    compare.add_argument("data_dir", help="folder with one sub-folder of images per class")
+    compare.add_argument("--out", help="folder for the table, JSON and plot "
+                                       "(default: saved_models/compare-DATA_DIR-BACKBONE)")
+    compare.add_argument("--overwrite", action="store_true", help="replace an earlier comparison at --out")
+    _add_model_and_data_arguments(compare)
+    compare.add_argument("--scratch-lr", type=float, default=1e-3,
+                         help="learning rate from scratch (default: 1e-3)")
+    compare.add_argument("--json", action="store_true", help="print the result as JSON")
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="metrics of a run on a folder of images")
     evaluate.add_argument("run", help="run folder")
@@ -145,6 +136,32 @@ def build_parser():
                       help="start from imagenet or a weights file instead of source pretraining")
     demo.add_argument("--seed", type=int, default=0, help="(default: 0)")
     return parser
+
+
+def _add_model_and_data_arguments(parser):
+    """The options `train` and `compare` share: backbone, epochs, data loading."""
+    parser.add_argument("--backbone", default="resnet50", help="see `transfer-tf backbones` (default: resnet50)")
+    parser.add_argument("--weights", default="imagenet", type=_weights,
+                        help="imagenet, none, or a weights file / run folder (default: imagenet)")
+    parser.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
+    parser.add_argument("--head-epochs", type=int, default=5, help="phase 1 epochs (default: 5)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=5, help="phase 2 epochs (default: 5)")
+    parser.add_argument("--unfreeze-blocks", type=_blocks, default=1,
+                        help="top blocks trained in phase 2: a number or 'all' (default: 1)")
+    parser.add_argument("--head-lr", type=float, default=1e-3, help="phase 1 learning rate (default: 1e-3)")
+    parser.add_argument("--fine-tune-lr", type=float, help="phase 2 learning rate (default: head-lr / 100)")
+    parser.add_argument("--augment", default="none", choices=("none", "light", "strong"),
+                        help="augmentation of the training images (default: none)")
+    parser.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
+                        help="how images reach the input size (default: stretch)")
+    parser.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
+    parser.add_argument("--validation-split", type=float, default=0.2, help="(default: 0.2)")
+    parser.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                        help="weigh classes by inverse frequency (default: none)")
+    parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="(default: avg)")
+    parser.add_argument("--dropout", type=float, default=0.2, help="(default: 0.2)")
+    parser.add_argument("--cache", action="store_true", help="keep decoded images in memory")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
 
 def apply_config(parser, command, path):
@@ -239,9 +256,45 @@ def run_train(args):
     return 0
 
 
+def run_compare(args):
+    from transfer_tf.backbones import get_backbone
+    from transfer_tf.compare import check_output, compare
+    from transfer_tf.data.directory import from_directory
+    from transfer_tf.data.images import validate_resize
+    from transfer_tf.weights import normalise_image_size
+
+    spec = get_backbone(args.backbone)
+    size = normalise_image_size(args.image_size or spec.default_size, spec)
+    validate_resize(args.resize)
+    out = Path(args.out or f"saved_models/compare-{Path(args.data_dir).resolve().name}-{spec.name}")
+    check_output(out, args.overwrite)  # before the images are read
+    verbose = 0 if (args.quiet or args.json) else 1
+    splits = from_directory(
+        args.data_dir, image_size=size, validation_split=args.validation_split,
+        seed=args.seed, batch_size=args.batch_size, augment=args.augment, resize=args.resize,
+        cache=args.cache, verbose=bool(verbose),
+    )
+    if verbose:
+        print("\nData:\n" + splits.summary())
+    result = compare(
+        splits, backbone=spec.name, weights=args.weights, head_epochs=args.head_epochs,
+        fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks,
+        head_lr=args.head_lr, fine_tune_lr=args.fine_tune_lr, scratch_lr=args.scratch_lr,
+        class_weight=None if args.class_weight == "none" else args.class_weight,
+        pooling=args.pooling, dropout=args.dropout, seed=args.seed, out=out,
+        overwrite=args.overwrite, verbose=verbose,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif args.quiet:
+        print(result.table())
+    return 0
+
+
 def run_evaluate(args):
     from transfer_tf.evaluation import format_metrics
-    from transfer_tf.workflows import METRICS_FILE, evaluate_run
+    from transfer_tf.saving import METRICS_FILE
+    from transfer_tf.workflows import evaluate_run
 
     metrics = evaluate_run(
         args.run, args.data_dir, split=args.split, batch_size=args.batch_size,
@@ -305,6 +358,7 @@ def run_demo(args):
 COMMANDS = {
     "backbones": run_backbones,
     "train": run_train,
+    "compare": run_compare,
     "evaluate": run_evaluate,
     "predict": run_predict,
     "export": run_export,

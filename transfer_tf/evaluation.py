@@ -1,8 +1,29 @@
 """Predictions as class probabilities, and the metrics of a classifier on data."""
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
-from sklearn import metrics as skm
+
+from transfer_tf.metrics import DEFAULT_TOP_K, THRESHOLD, classification_metrics
+
+MATRIX_PRINTED_UP_TO = 20  # classes; a wider confusion matrix is left to the plot
+
+
+@dataclasses.dataclass
+class Predictions:
+    """A classifier's scores on a dataset, in dataset order.
+
+    Attributes:
+        labels: array. True class indices `(n,)`, or multi-hot rows.
+        scores: array `(n, num_classes)`, from `class_probabilities`.
+        mistakes: list of `(index, image)`. The first misclassified images
+            (uint8 RGB) with their index in the dataset; as many as asked.
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray
+    mistakes: list
 
 
 def class_probabilities(classifier, outputs):
@@ -19,37 +40,75 @@ def class_probabilities(classifier, outputs):
     return outputs
 
 
-def predict_dataset(classifier, dataset, *, verbose=0):
+def predicted_labels(task, scores):
+    """Class indices (or multi-hot rows for `"multilabel"`) from per-class scores."""
+    return (scores >= THRESHOLD).astype(int) if task == "multilabel" else scores.argmax(axis=1)
+
+
+def predict_dataset(classifier, dataset, *, keep_mistakes=0):
     """Runs a classifier over a batched dataset of `(images, labels)`.
 
+    Args:
+        classifier: `ImageClassifier`.
+        dataset: batched `tf.data.Dataset` of raw images and labels.
+        keep_mistakes: int. How many misclassified images to keep, first
+            come first kept. Defaults to `0`.
+
     Returns:
-        `(labels, probabilities)` as NumPy arrays, in dataset order.
+        `Predictions`.
+
+    Raises:
+        ValueError: if the dataset is empty.
     """
-    labels, scores = [], []
+    labels, scores, mistakes = [], [], []
+    seen = 0
     for images, batch_labels in dataset:
-        scores.append(class_probabilities(classifier, classifier(images, training=False)))
-        labels.append(np.asarray(batch_labels))
+        batch_scores = class_probabilities(classifier, classifier(images, training=False))
+        batch_labels = np.asarray(batch_labels)
+        if len(mistakes) < keep_mistakes:
+            truth = batch_labels.astype(int)
+            if classifier.task != "multilabel":
+                truth = truth.reshape(-1)
+            wrong = predicted_labels(classifier.task, batch_scores) != truth
+            wrong = wrong.any(axis=1) if wrong.ndim == 2 else wrong
+            for i in np.flatnonzero(wrong)[: keep_mistakes - len(mistakes)]:
+                image = np.clip(np.asarray(images[i]), 0, 255).astype(np.uint8)
+                mistakes.append((seen + int(i), image))
+        scores.append(batch_scores)
+        labels.append(batch_labels)
+        seen += len(batch_labels)
     if not labels:
         raise ValueError("The dataset to evaluate on holds no images.")
-    return np.concatenate(labels), np.concatenate(scores)
+    return Predictions(np.concatenate(labels), np.concatenate(scores), mistakes)
 
 
-def evaluate(classifier, dataset):
+def prediction_metrics(classifier, predictions, *, top_k=DEFAULT_TOP_K):
+    """`metrics.classification_metrics` of a classifier's `Predictions`."""
+    return classification_metrics(
+        predictions.labels, predictions.scores, classifier.class_names,
+        task=classifier.task, top_k=top_k,
+    )
+
+
+def evaluate(classifier, dataset, *, top_k=DEFAULT_TOP_K):
     """Metrics of a classifier on a batched dataset of `(images, labels)`.
 
     Args:
         classifier: `ImageClassifier`.
         dataset: batched `tf.data.Dataset` of raw images and labels (class
             indices, or multi-hot rows for `"multilabel"`).
+        top_k: tuple of int. The k of each top-k accuracy (those below the
+            number of classes). Defaults to `(3, 5)`.
 
     Returns:
-        A dict of plain numbers and lists (JSON-serialisable). For one label
-        per image: `num_images`, `accuracy`, `balanced_accuracy`,
-        `per_class` (precision, recall, F1 and support per class name) and
-        `confusion_matrix` (rows: true class, columns: predicted). For
-        `"multilabel"`: `num_images`, `subset_accuracy`, `label_accuracy`.
+        A dict of plain numbers, lists and dicts (JSON-serialisable), as
+        `metrics.classification_metrics` describes: accuracy, balanced and
+        top-k accuracy, per-class precision/recall/F1/support/ROC-AUC, macro
+        and weighted F1, ROC-AUC, and the confusion matrix in counts and
+        normalised (or the multi-label metrics).
 
     Raises:
+        TypeError: if `dataset` is not a `tf.data.Dataset`.
         ValueError: if the dataset is empty.
 
     Example:
@@ -66,56 +125,55 @@ def evaluate(classifier, dataset):
             "evaluate takes a batched tf.data.Dataset of (images, labels), e.g. "
             f"splits.test. Received: {type(dataset).__name__}"
         )
-    labels, scores = predict_dataset(classifier, dataset)
-    if classifier.task == "multilabel":
-        predicted = (scores >= 0.5).astype(int)
-        truth = labels.astype(int)
-        return {
-            "num_images": int(len(truth)),
-            "subset_accuracy": float(skm.accuracy_score(truth, predicted)),
-            "label_accuracy": float((truth == predicted).mean()),
-        }
-    truth = labels.reshape(-1).astype(int)
-    predicted = scores.argmax(axis=1)
-    indices = list(range(classifier.num_classes))
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        truth, predicted, labels=indices, zero_division=0
-    )
-    present = np.unique(truth)
-    return {
-        "num_images": int(len(truth)),
-        "accuracy": float(skm.accuracy_score(truth, predicted)),
-        # Averaged over the classes present, so a class absent from the data does not count.
-        "balanced_accuracy": float(recall[present].mean()),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]), "recall": float(recall[i]),
-                "f1": float(f1[i]), "support": int(support[i]),
-            }
-            for i, name in enumerate(classifier.class_names)
-        },
-        "confusion_matrix": skm.confusion_matrix(truth, predicted, labels=indices).tolist(),
-    }
+    return prediction_metrics(classifier, predict_dataset(classifier, dataset), top_k=top_k)
 
 
 def format_metrics(metrics):
-    """A readable table of `evaluate`'s result."""
-    if "accuracy" not in metrics:
-        return (
+    """A readable table of `evaluate`'s result: headline figures, then per class."""
+    if metrics.get("task") == "multilabel" or "subset_accuracy" in metrics:
+        headline = [
             f"{metrics['num_images']} images: subset accuracy {metrics['subset_accuracy']:.1%}, "
-            f"label accuracy {metrics['label_accuracy']:.1%}"
-        )
-    names = list(metrics["per_class"])
-    width = max(len(n) for n in [*names, "class"])
+            f"label accuracy {metrics['label_accuracy']:.1%}",
+            f"F1: micro {metrics['micro_f1']:.3f}, macro {metrics['macro_f1']:.3f}, "
+            f"weighted {metrics['weighted_f1']:.3f}, samples {metrics['samples_f1']:.3f}; "
+            f"ROC-AUC {_number(metrics['roc_auc'])}",
+        ]
+        return "\n".join(headline + _per_class_table(metrics["per_class"]))
+    top_k = "".join(f", top-{k} {v:.1%}" for k, v in metrics["top_k_accuracy"].items())
     lines = [
         f"{metrics['num_images']} images: accuracy {metrics['accuracy']:.1%}, "
-        f"balanced accuracy {metrics['balanced_accuracy']:.1%}",
-        f"{'class':<{width}}  precision     recall         f1    support",
+        f"balanced accuracy {metrics['balanced_accuracy']:.1%}{top_k}",
+        f"F1: macro {metrics['macro_f1']:.3f}, weighted {metrics['weighted_f1']:.3f}; "
+        f"ROC-AUC {_number(metrics['roc_auc'])}",
+        *_per_class_table(metrics["per_class"]),
     ]
+    if len(metrics["per_class"]) <= MATRIX_PRINTED_UP_TO:
+        lines.append("Confusion matrix (rows: true class, columns: predicted):")
+        lines.extend(_matrix_rows(list(metrics["per_class"]), metrics["confusion_matrix"]))
+    return "\n".join(lines)
+
+
+def _per_class_table(per_class):
+    names = list(per_class)
+    width = max(len(n) for n in [*names, "class"])
+    lines = [f"{'class':<{width}}  precision     recall         f1    roc-auc    support"]
     for name in names:
-        row = metrics["per_class"][name]
+        row = per_class[name]
         lines.append(
             f"{name:<{width}}  {row['precision']:>9.3f}  {row['recall']:>9.3f}  "
-            f"{row['f1']:>9.3f}  {row['support']:>9}"
+            f"{row['f1']:>9.3f}  {_number(row['roc_auc']):>9}  {row['support']:>9}"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def _matrix_rows(names, matrix):
+    width = max(len(n) for n in names)
+    cell = max(6, *(len(str(v)) for row in matrix for v in row), *(len(n) for n in names))
+    lines = [" " * width + "  " + " ".join(f"{n[:cell]:>{cell}}" for n in names)]
+    for name, row in zip(names, matrix):
+        lines.append(f"{name:<{width}}  " + " ".join(f"{v:>{cell}}" for v in row))
+    return lines
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.3f}"

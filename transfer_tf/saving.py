@@ -23,6 +23,7 @@ LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 DATA_FILE = "data.json"
+METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
 
 

@@ -16,11 +16,11 @@ from transfer_tf.data.images import check_image, read_image, validate_resize
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation import class_probabilities, evaluate
 from transfer_tf.model import ImageClassifier
-from transfer_tf.saving import CONFIG_FILE, DATA_FILE, MODEL_FILE, load, read_json, save
+from transfer_tf.report import write_report
+from transfer_tf.saving import CONFIG_FILE, DATA_FILE, METRICS_FILE, MODEL_FILE, load, read_json, save
 from transfer_tf.training import fine_tune
 from transfer_tf.weights import normalise_image_size
 
-METRICS_FILE = "metrics.json"
 EVALUATION_SPLITS = ("all", "train", "validation", "test")
 PREDICT_BATCH = 32
 
@@ -52,6 +52,10 @@ def train_run(
     verbose=1,
 ):
     """Trains a classifier on a folder of images and writes its run folder.
+
+    The run folder gets the model, its labels, config, history and data
+    summary (see `save`), then the plots, held-out metrics and `report.md`
+    (see `report.write_report`).
 
     Args:
         data_dir: str or path. One sub-folder of images per class.
@@ -107,6 +111,7 @@ def train_run(
         seed=seed, verbose=verbose,
     )
     save(classifier, out, overwrite=True, data_summary=splits.to_dict())
+    write_report(out, splits, classifier=classifier, verbose=bool(verbose))
     return classifier, splits, result
 
 

@@ -20,7 +20,9 @@ from transfer_tf.exporting.saved_model import (
     SERVING_INPUT, SERVING_OUTPUT, serving_model, write_saved_model,
 )
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig, convert, flex_ops, operators
-from transfer_tf.saving import LABELS_FILE, MODEL_FILE, labels_text, package_versions, read_json
+from transfer_tf.saving import (
+    LABELS_FILE, METRICS_FILE, MODEL_FILE, labels_text, package_versions, read_json,
+)
 
 EXPORT_DIR = "export"
 SAVED_MODEL_DIR = "saved_model"
@@ -259,8 +261,6 @@ def _model_card(classifier, metadata, rows, quantization, data, held_out, run):
 
     height, width = classifier.image_size
     record = classifier.training_record
-    from transfer_tf.workflows import METRICS_FILE
-
     run_metrics = None
     if run is not None and (run / METRICS_FILE).is_file():
         run_metrics = read_json(run / METRICS_FILE)
