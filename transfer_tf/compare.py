@@ -107,8 +107,9 @@ def compare(
         splits: `ImageSplits` with a validation split (e.g. from
             `data.from_directory`), at the image size of the model.
         backbone: str. See `list_backbones()`. Defaults to `"resnet50"`.
-        weights: `"imagenet"`, a weights file or a run folder: the
-            pretrained start of the two transfer methods. `None` starts them
+        weights: `"imagenet"`, a weights file, a run folder or a trained
+            `ImageClassifier`: the pretrained start of the two transfer
+            methods. `None` starts them
             from random weights too, which compares recipes, not transfer.
             Defaults to `"imagenet"`.
         image_size: int, tuple or `None`. Defaults to the splits' size.
@@ -197,7 +198,7 @@ def compare(
         boundaries={m: (r.phase_boundary if len(r.phases) == 2 and r.phases[1].epochs else None)
                     for m, r in records.items()},
         settings=dict(
-            backbone=spec.name, weights=None if weights is None else str(weights),
+            backbone=spec.name, weights=_weights_name(weights),
             image_size=list(size), head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs,
             unfreeze_blocks=unfreeze_blocks, head_lr=head_lr,
             fine_tune_lr=records["fine_tuning"].settings["fine_tune_lr"], scratch_lr=scratch_lr,
@@ -245,6 +246,13 @@ def _write(result, out):
     )
     # compare.json last: its presence marks a finished comparison.
     (out / COMPARE_JSON).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def _weights_name(weights):
+    """`weights` as text: a name or path, or the name of a model passed as the source."""
+    if weights is None or isinstance(weights, (str, Path)):
+        return None if weights is None else str(weights)
+    return f"{type(weights).__name__} {getattr(weights, 'name', '')}".strip()
 
 
 def _percent(value):
