@@ -7,12 +7,15 @@ the phases are two explicit `fit` calls.
 """
 
 import dataclasses
+import functools
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer_tf import feature_cache as caching
+from transfer_tf.data.pipeline import array_recipe, recipe_of, with_recipe
 from transfer_tf.freezing import all_layers, freeze_base, is_batchnorm, unfreeze_top_blocks
 
 
@@ -51,12 +54,15 @@ class FineTuneResult:
         phases: list of `PhaseResult`, in order.
         phase_boundary: int. Index of the first epoch of phase 2 in `history`.
         settings: dict. The arguments `fine_tune` ran with.
+        cache: dict or `None`. What the feature cache did
+            (`feature_cache.CacheReport` as a dict).
     """
 
     history: dict
     phases: list
     phase_boundary: int
     settings: dict
+    cache: dict = None
 
     def to_dict(self):
         """Returns the result as plain JSON-serialisable data."""
@@ -85,6 +91,8 @@ def fine_tune(
     early_stopping_patience=None,
     class_weight=None,
     label_smoothing=0.0,
+    feature_cache="auto",
+    jit_compile=False,
     seed=None,
     verbose="auto",
 ):
@@ -95,6 +103,14 @@ def fine_tune(
     recompiles at `fine_tune_lr` and trains `fine_tune_epochs` more epochs,
     numbered on from phase 1. BatchNormalization moving statistics never
     change. The classifier is trained in place.
+
+    Without augmentation the frozen part of the base gives the same output
+    every epoch, so by default it runs once: phase 1 trains the head on the
+    cached base outputs, and phase 2 trains the unfrozen blocks and the head
+    on the cached activations below them. The batches, their order and the
+    result are those of the uncached path (see `feature_cache`). Augmented
+    data, or a `tf.data` pipeline transfer_tf did not build, runs the whole
+    model every epoch, and the output says so.
 
     Args:
         classifier: `ImageClassifier`. Usually from
@@ -127,6 +143,15 @@ def fine_tune(
             `"balanced"` weighs each class by `n / (k * count)`. Not for
             `"multilabel"`. Defaults to `None`.
         label_smoothing: float. In [0, 1). Defaults to `0.0`.
+        feature_cache: `"auto"`, `"memory"`, `"off"` or a `pathlib.Path`.
+            `"auto"` keeps the cached tensors in memory up to 4 GB, else in
+            `.npy` files under `feature_cache_dir()`; a path keeps them in
+            files there, reused by later runs on the same data and weights;
+            `"off"` runs the whole model every epoch. Callbacks see the model
+            being fitted: the head, or the top blocks and the head, when
+            cached. Defaults to `"auto"`.
+        jit_compile: bool. Compile the training step with XLA. Defaults to
+            `False`.
         seed: int or `None`. Seeds Python, NumPy and TensorFlow for a
             repeatable run. Defaults to `None`.
         verbose: `"auto"`, 0, 1 or 2. Passed to `fit`; 0 also silences the
@@ -159,33 +184,70 @@ def fine_tune(
         train_bn=train_bn, batch_size=batch_size,
         early_stopping_patience=early_stopping_patience,
         class_weight=_plain_class_weight(class_weight),
-        label_smoothing=label_smoothing, seed=seed,
+        label_smoothing=label_smoothing,
+        feature_cache=str(feature_cache), jit_compile=jit_compile, seed=seed,
     )
     _validate_settings(settings, classifier, validation_data)
+    caching.validate_mode(feature_cache)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     train = _as_dataset(train_data, classifier, batch_size, "train_data", shuffle=True, seed=seed)
     validation = None if validation_data is None else _as_dataset(
         validation_data, classifier, batch_size, "validation_data", shuffle=False)
     one_hot = classifier.task == "multiclass" and label_smoothing > 0
-    if one_hot:
-        train, validation = (_one_hot(d, classifier.num_classes) for d in (train, validation))
     weights = _class_weight(settings["class_weight"], train, classifier)
     fit_args = dict(
-        train=train, validation=validation, class_weight=weights,
-        callbacks=list(callbacks), patience=early_stopping_patience,
-        verbose=verbose, label_smoothing=label_smoothing, one_hot=one_hot,
+        class_weight=weights, callbacks=list(callbacks), patience=early_stopping_patience,
+        verbose=verbose, label_smoothing=label_smoothing, one_hot=one_hot, jit_compile=jit_compile,
     )
+
+    def data(pair):
+        return tuple(_one_hot(d, classifier.num_classes) if one_hot else d for d in pair)
 
     freeze_base(classifier)
-    head = _run_phase(classifier, "head", (), head_epochs, head_lr, 0, **fit_args)
+    reason = caching.FeatureCache.why_not(classifier, train, validation, feature_cache)
+    cache = None
+    if reason:
+        if verbose != 0 and feature_cache != "off":
+            print(f"Features not cached: {reason}. The base runs on every image every epoch.")
+    else:
+        cache = caching.FeatureCache(
+            classifier, train, validation, unfreeze_blocks, feature_cache,
+            caching.MEMORY_BUDGET, verbose != 0)
+
+    if cache is None:
+        head_model, head_data, note = None, (train, validation), ""
+    else:
+        head_model, head_data, note = classifier.head, cache.head_data(), "cached base outputs"
+    head = _run_phase(
+        classifier, "head", (), head_epochs, head_lr, 0, model=head_model,
+        train=data(head_data)[0], validation=data(head_data)[1],
+        header=functools.partial(_phase_header, note=note), **fit_args,
+    )
     unfrozen = unfreeze_top_blocks(classifier, unfreeze_blocks, train_bn=train_bn)
+    tuned_model, tuned_data, note = None, (train, validation), ""
+    if cache is not None and cache.cut is not None:
+        tuned_model = caching.TopAndHead(cache.top, classifier.head, name="top_and_head")
+        tuned_data, note = cache.top_data(), f"cached activations below {cache.cut}"
+    elif cache is not None and not unfrozen:
+        tuned_model, tuned_data, note = classifier.head, cache.head_data(), "cached base outputs"
+    elif cache is not None:
+        tuned_data = cache.image_data()  # the whole base trains: images, in the same order
     tuned = _run_phase(
         classifier, "fine_tune", unfrozen, fine_tune_epochs, fine_tune_lr,
-        head[0].first_epoch + head[0].epochs, **fit_args,
+        head[0].first_epoch + head[0].epochs, model=tuned_model,
+        train=data(tuned_data)[0], validation=data(tuned_data)[1],
+        header=functools.partial(_phase_header, note=note), **fit_args,
     )
+    if tuned_model is not None:  # leave the classifier compiled, as the uncached path does
+        _compile(classifier, classifier.task, fine_tune_lr, label_smoothing, one_hot, jit_compile)
 
     result = _merge(head, tuned, settings)
+    if cache is None:
+        result.cache = dataclasses.asdict(caching.CacheReport(used=False, reason=reason))
+    else:
+        cache.report.phases = ["head"] + (["fine_tune"] if tuned_model is not None else [])
+        result.cache = dataclasses.asdict(cache.report)
     classifier.training_record = result
     return result
 
@@ -265,6 +327,9 @@ def _as_dataset(data, classifier, batch_size, argument, *, shuffle, seed=None):
         if shuffle:
             dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size or 32).prefetch(tf.data.AUTOTUNE)
+        dataset = with_recipe(dataset, array_recipe(
+            images, labels, shuffle_buffer=len(images) if shuffle else None, seed=seed,
+            batch_size=batch_size or 32, augmented=False))
     else:
         raise ValueError(
             f"{argument} must be a batched tf.data.Dataset of (images, labels) or a "
@@ -303,8 +368,12 @@ def _class_weight(class_weight, train, classifier):
     if class_weight != "balanced":
         return class_weight
     counts = np.zeros(classifier.num_classes, dtype=np.int64)
-    for batch in train.map(lambda x, y, *rest: y):
-        labels = batch.numpy()
+    recipe = recipe_of(train)
+    # The recipe's labels spare a pass over the data, which would also move its shuffle on.
+    batches = [recipe.labels] if recipe is not None else (
+        batch.numpy() for batch in train.map(lambda x, y, *rest: y))
+    for labels in batches:
+        labels = np.asarray(labels)
         labels = labels.argmax(-1) if labels.ndim == 2 and labels.shape[-1] > 1 else labels.reshape(-1)
         counts += np.bincount(labels.astype(np.int64), minlength=classifier.num_classes)
     return balanced_class_weight(counts, classifier.class_names)
@@ -326,7 +395,7 @@ def balanced_class_weight(counts, class_names):
     return {i: float(total / (len(counts) * c)) for i, c in enumerate(counts)}
 
 
-def _compile(model, task, learning_rate, label_smoothing, one_hot):
+def _compile(model, task, learning_rate, label_smoothing, one_hot, jit_compile=False):
     if task == "multiclass":
         if one_hot:
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
@@ -337,13 +406,16 @@ def _compile(model, task, learning_rate, label_smoothing, one_hot):
     else:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[accuracy])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[accuracy],
+                  jit_compile=jit_compile)
 
 
-def _phase_header(classifier, name, unfrozen, epochs, learning_rate, trainable_params):
+def _phase_header(classifier, name, unfrozen, epochs, learning_rate, trainable_params, note=""):
     what = "head only, base frozen" if not unfrozen else f"blocks {', '.join(unfrozen)} + head"
     if unfrozen and any(map(is_batchnorm, all_layers(classifier.base))):
         what += ", BatchNorm in inference mode"
+    if note:
+        what += f"; on {note}"
     number = 1 if name == "head" else 2
     return (
         f"Phase {number}/2 ({name}): {epochs} epochs at learning rate "
@@ -354,11 +426,11 @@ def _phase_header(classifier, name, unfrozen, epochs, learning_rate, trainable_p
 def _run_phase(
     classifier, name, unfrozen, epochs, learning_rate, first_epoch, *, train,
     validation, class_weight, callbacks, patience, verbose, label_smoothing, one_hot,
-    model=None, header=_phase_header,
+    jit_compile=False, model=None, header=_phase_header,
 ):
     """Compiles and fits one phase. `model` (default: the classifier) is what `fit` runs."""
     model = classifier if model is None else model
-    _compile(model, classifier.task, learning_rate, label_smoothing, one_hot)
+    _compile(model, classifier.task, learning_rate, label_smoothing, one_hot, jit_compile)
     trainable_params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     if verbose != 0 and epochs > 0:
         print(header(classifier, name, unfrozen, epochs, learning_rate, trainable_params))

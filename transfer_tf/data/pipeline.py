@@ -5,11 +5,118 @@ cache is asked for (`cache=True` keeps the decoded images in memory, a path
 keeps them in files there).
 """
 
+import contextlib
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
 import tensorflow as tf
 
 from transfer_tf.data.images import read_image
 
 SHUFFLE_BUFFER_AFTER_CACHE = 2048
+RECIPE_ATTRIBUTE = "_transfer_tf_recipe"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a dataset was built, so its images can be swapped for cached features.
+
+    A dataset built by transfer_tf carries one (see `recipe_of`). Its batches
+    are the images `images_for(order)` of a shuffled (or not) index order;
+    `order()` makes that index order again, batch for batch and epoch for
+    epoch, because `tf.data`'s shuffle order depends only on the seed and
+    the number of elements, not on what the elements are.
+
+    Attributes:
+        count: int. Number of images.
+        labels: array. Labels in natural (unshuffled) order.
+        images_for: callable. Index array to a batch of model-size images.
+        shuffle_buffer: int or `None`. `None` for an unshuffled dataset.
+        seeds: tuple. The `(global, operation)` seed pair of the shuffle, as
+            `tf.random` resolved it when the dataset was built.
+        batch_size: int.
+        augmented: bool. Whether random augmentation changes the images.
+        identity: callable. Returns text identifying the images and labels.
+    """
+
+    count: int
+    labels: np.ndarray
+    images_for: object
+    shuffle_buffer: object
+    seeds: tuple
+    batch_size: int
+    augmented: bool
+    identity: object
+
+    def order(self):
+        """A batched dataset of `(indices, labels)` in the dataset's own order."""
+        dataset = tf.data.Dataset.from_tensor_slices((np.arange(self.count), self.labels))
+        if self.shuffle_buffer:
+            with _shuffle_seeds(self.seeds):
+                dataset = dataset.shuffle(self.shuffle_buffer, reshuffle_each_iteration=True)
+        return dataset.batch(self.batch_size)
+
+    def fingerprint(self):
+        """sha256 of the identity text: changes when any image or label does."""
+        return hashlib.sha256(self.identity().encode()).hexdigest()
+
+
+def shuffle_seeds(seed):
+    """The seed pair a `shuffle(seed=seed)` made now will use.
+
+    It depends on the global seed at that moment (`keras.utils.set_random_seed`
+    changes it), so a recipe keeps the pair rather than `seed`.
+    """
+    from tensorflow.python.framework import random_seed
+
+    return tuple(random_seed.get_seed(seed))
+
+
+@contextlib.contextmanager
+def _shuffle_seeds(seeds):
+    """Makes a `shuffle` built inside use `seeds`, whatever the global seed is now."""
+    from tensorflow.python.framework import random_seed
+
+    original = random_seed.get_seed
+    random_seed.get_seed = lambda op_seed: seeds
+    try:
+        yield
+    finally:
+        random_seed.get_seed = original
+
+
+def recipe_of(dataset):
+    """The `Recipe` of a dataset transfer_tf built, or `None`."""
+    return getattr(dataset, RECIPE_ATTRIBUTE, None)
+
+
+def with_recipe(dataset, recipe):
+    setattr(dataset, RECIPE_ATTRIBUTE, recipe)
+    return dataset
+
+
+def array_recipe(
+    images, labels, *, shuffle_buffer, seed, batch_size, augmented, convert=None, conversion="",
+):
+    """The `Recipe` of a dataset of in-memory images.
+
+    `convert` maps a batch of them to model input; `conversion` names what it
+    does (image size, resize policy) for the data's fingerprint.
+    """
+
+    def images_for(index):
+        batch = images[np.asarray(index)]
+        return batch if convert is None else convert(batch)
+
+    def identity():
+        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+        return f"arrays {images.shape} {images.dtype} {digest.hexdigest()} {conversion}"
+
+    return Recipe(len(images), np.asarray(labels), images_for, shuffle_buffer, shuffle_seeds(seed),
+                  batch_size, augmented, identity)
 
 
 def file_dataset(
@@ -31,7 +138,18 @@ def file_dataset(
         # Shuffling names is free; decoded images are shuffled only when cached.
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(dataset, len(paths), batch_size, shuffle, seed, augmentation, cache)
+    dataset = _finish(dataset, len(paths), batch_size, shuffle, seed, augmentation, cache)
+
+    def images_for(index):
+        return np.stack([read_image(paths[i], (height, width), resize) for i in np.asarray(index)])
+
+    def identity():
+        files = [f"{p}|{os.stat(p).st_size}|{os.stat(p).st_mtime_ns}|{l}" for p, l in zip(paths, labels)]
+        return f"files {height}x{width} {resize}\n" + "\n".join(files)
+
+    return with_recipe(dataset, Recipe(
+        len(paths), np.asarray(labels), images_for, _shuffle_buffer(len(paths), shuffle, cache),
+        shuffle_seeds(seed), batch_size, augmentation is not None, identity))
 
 
 def array_dataset(
@@ -41,10 +159,22 @@ def array_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle and not cache:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return tensor_dataset(
+    dataset = tensor_dataset(
         dataset, len(images), image_size=image_size, resize=resize, batch_size=batch_size,
         shuffle=shuffle, seed=seed, augmentation=augmentation, cache=cache,
     )
+
+    def convert(batch):
+        return np.stack([
+            np.asarray(resize_tensor(rgb_tensor(tf.convert_to_tensor(image)), image_size, resize))
+            for image in batch
+        ])
+
+    return with_recipe(dataset, array_recipe(
+        images, labels, shuffle_buffer=_shuffle_buffer(len(images), shuffle, cache), seed=seed,
+        batch_size=batch_size, augmented=augmentation is not None, convert=convert,
+        conversion=f"{tuple(image_size)} {resize}",
+    ))
 
 
 def tensor_dataset(
@@ -88,6 +218,13 @@ def resize_tensor(image, size, resize):
     image = tf.clip_by_value(image, 0.0, 255.0)
     image.set_shape((*size, 3))
     return image
+
+
+def _shuffle_buffer(count, shuffle, cache):
+    """The shuffle buffer `_finish` and the loaders use, or `None` when unshuffled."""
+    if not shuffle:
+        return None
+    return min(count, SHUFFLE_BUFFER_AFTER_CACHE) if cache else count
 
 
 def _finish(dataset, count, batch_size, shuffle, seed, augmentation, cache):

@@ -1,0 +1,282 @@
+"""Cached features: run the frozen part of the base once, not every epoch.
+
+In phase 1 the whole base is frozen and in inference mode, so its output for
+an image never changes: `fine_tune` computes it once per image and trains the
+head on it. In phase 2 only the top blocks train; the output of the frozen
+blocks below them is fixed too, so it is cached in the same pass and only the
+top blocks and the head run each epoch.
+
+Equivalence with the uncached path is by construction. A dataset transfer_tf
+built carries a `Recipe`; the cached datasets are that recipe's index order
+(the same seeded shuffle, so the same batches in the same order, epoch for
+epoch) with each index looked up in the cache instead of decoded and run
+through the base. The head, its dropout and the optimizer see the same
+inputs in the same order, up to float rounding.
+
+The cache lives in memory when it fits `memory_budget`, else in `.npy` files
+under the cache folder, keyed on the backbone, a hash of the base weights,
+the image size, the cut point and a fingerprint of the data; files there are
+reused by later runs on the same data and weights.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from transfer_tf.backbones import split_base
+from transfer_tf.data.pipeline import recipe_of
+from transfer_tf.freezing import blocks_to_unfreeze
+
+CACHE_MODES = ("auto", "memory", "off")
+MEMORY_BUDGET = 4 * 2**30
+FORMAT_VERSION = 1
+
+
+def feature_cache_dir():
+    """Where on-disk caches go by default: `$TRANSFER_TF_CACHE` or `~/.cache/transfer_tf/features`."""
+    root = os.environ.get("TRANSFER_TF_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "transfer_tf" / "features"
+
+
+def validate_mode(mode):
+    """Accepts `"auto"`, `"memory"`, `"off"` or a folder as a path object."""
+    if mode in CACHE_MODES or isinstance(mode, os.PathLike):
+        return
+    raise ValueError(
+        f"feature_cache must be one of {', '.join(CACHE_MODES)} or a folder as a "
+        f"pathlib.Path. Received: feature_cache={mode!r}"
+    )
+
+
+@dataclasses.dataclass
+class CacheReport:
+    """What the feature cache did in one `fine_tune` (kept in its result).
+
+    Attributes:
+        used: bool. Whether any phase trained on cached tensors.
+        reason: str. Why not, when not; else empty.
+        phases: list of str. The phases that ran on cached tensors.
+        cut: str or `None`. The first block phase 2 trains (activations
+            below it are cached).
+        location: str. `"memory"` or the folder of the `.npy` files.
+        megabytes: float. Size of the cached tensors.
+        seconds: float. Time to compute (or load) them.
+        reused: bool. Whether they were loaded from an earlier run's files.
+    """
+
+    used: bool
+    reason: str = ""
+    phases: list = dataclasses.field(default_factory=list)
+    cut: object = None
+    location: str = ""
+    megabytes: float = 0.0
+    seconds: float = 0.0
+    reused: bool = False
+
+
+class FeatureCache:
+    """Cached base outputs (and phase 2 activations) of a train/validation pair."""
+
+    def __init__(self, classifier, train, validation, unfreeze_blocks, mode, memory_budget, verbose):
+        self.classifier = classifier
+        self.recipes = {"train": recipe_of(train)}
+        if validation is not None:
+            self.recipes["validation"] = recipe_of(validation)
+        spec = classifier.backbone_spec
+        unfrozen = blocks_to_unfreeze(classifier, unfreeze_blocks)
+        self.cut = None
+        if unfrozen and unfreeze_blocks != "all" and spec is not None and unfrozen[0] != spec.block_names[0]:
+            self.cut = unfrozen[0]
+        self.head_only_phase2 = not unfrozen
+        if self.cut is not None:
+            self.bottom, self.top = split_base(classifier.base, spec, self.cut)
+        else:
+            self.bottom, self.top = None, None
+        # One index order for both phases, so phase 2 goes on with the epochs
+        # where phase 1 stopped, as one dataset does in the uncached path.
+        self.orders = {split: recipe.order() for split, recipe in self.recipes.items()}
+        self.arrays = {}
+        self.report = CacheReport(used=True, cut=self.cut)
+        self._fill(mode, memory_budget, verbose)
+
+    @staticmethod
+    def why_not(classifier, train, validation, mode):
+        """The reason features cannot be cached for this data, or `""`."""
+        if str(mode) == "off":
+            return "feature_cache='off'"
+        for name, data in (("train_data", train), ("validation_data", validation)):
+            if data is None:
+                continue
+            recipe = recipe_of(data)
+            if recipe is None:
+                return (f"{name} is a tf.data pipeline transfer_tf did not build (or one mapped "
+                        "since), so its images cannot be matched to cached features; pass arrays "
+                        "or the datasets of ttf.data loaders")
+            if recipe.augmented:
+                return f"{name} is augmented: every epoch sees new images"
+        return ""
+
+    # -- datasets -------------------------------------------------------
+
+    def head_data(self):
+        """`(train, validation)` of cached base outputs, for the head alone."""
+        return self._datasets("features")
+
+    def top_data(self):
+        """`(train, validation)` of cached activations at the cut, for the top blocks + head."""
+        return self._datasets("activations")
+
+    def image_data(self):
+        """`(train, validation)` of images in the same running order (phase 2 on the whole base)."""
+        return tuple(
+            None if split not in self.orders else _lookup(
+                self.orders[split], self.recipes[split].images_for, _image_spec(self.classifier))
+            for split in ("train", "validation")
+        )
+
+    def _datasets(self, kind):
+        return tuple(
+            None if split not in self.orders else _lookup(
+                self.orders[split], self.arrays[split][kind].__getitem__,
+                tf.TensorSpec((None, *self.arrays[split][kind].shape[1:]), tf.float32))
+            for split in ("train", "validation")
+        )
+
+    # -- computing ------------------------------------------------------
+
+    def _fill(self, mode, memory_budget, verbose):
+        kinds = {"features": self.classifier.base.output.shape[1:]}
+        if self.cut is not None:
+            kinds["activations"] = self.bottom.output.shape[1:]
+        counts = {split: recipe.count for split, recipe in self.recipes.items()}
+        total = sum(counts.values()) * sum(int(np.prod(s)) for s in kinds.values()) * 4
+        on_disk = str(mode) != "memory" and (str(mode) != "auto" or total > memory_budget)
+        folder = None
+        if on_disk:
+            folder = (feature_cache_dir() if str(mode) == "auto" else Path(mode)) / self._key()
+        self.report.location = "memory" if folder is None else str(folder)
+        self.report.megabytes = total / 2**20
+        start = time.perf_counter()
+        reused = folder is not None and all((folder / f"{s}_{k}.npy").is_file()
+                                            for s in counts for k in kinds)
+        if reused:
+            for split in counts:
+                self.arrays[split] = {k: np.load(folder / f"{split}_{k}.npy", mmap_mode="r") for k in kinds}
+            if verbose:
+                print(f"Feature cache: reusing {self.report.megabytes:,.0f} MB from {folder}")
+        else:
+            if verbose:
+                cut = f", and the activations below {self.cut} for phase 2" if self.cut else ""
+                where = "in memory" if folder is None else f"in {folder}"
+                images = " + ".join(f"{n} {s}" for s, n in counts.items())
+                print(f"Feature cache: running the frozen base once over {images} images{cut} "
+                      f"({self.report.megabytes:,.0f} MB {where}) ...")
+            for split, recipe in self.recipes.items():
+                self.arrays[split] = self._compute(recipe, kinds, folder, split)
+            if folder is not None:
+                (folder / "key.json").write_text(json.dumps(self._key_fields(), indent=2) + "\n")
+        self.report.seconds = time.perf_counter() - start
+        self.report.reused = reused
+        if verbose and not reused:
+            print(f"Feature cache: done in {self.report.seconds:.1f} s.")
+
+    def _compute(self, recipe, kinds, folder, split):
+        arrays, partial = {}, {}
+        for kind, shape in kinds.items():
+            full = (recipe.count, *shape)
+            if folder is None:
+                arrays[kind] = np.empty(full, np.float32)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                partial[kind] = folder / f".{split}_{kind}.npy.partial"
+                arrays[kind] = np.lib.format.open_memmap(partial[kind], mode="w+", dtype=np.float32, shape=full)
+        forward = self._forward()
+        batches = tf.data.Dataset.range(recipe.count).batch(recipe.batch_size)
+        batches = batches.map(lambda index: (index, _numpy_call(
+            recipe.images_for, index, _image_spec(self.classifier))), num_parallel_calls=2)
+        for index, images in batches.prefetch(2):
+            outputs = forward(images)
+            rows = slice(int(index[0]), int(index[-1]) + 1)
+            for kind in kinds:
+                arrays[kind][rows] = outputs[kind].numpy()
+        for kind, path in partial.items():
+            arrays[kind].flush()
+            del arrays[kind]
+            final = folder / f"{split}_{kind}.npy"
+            os.replace(path, final)  # only complete files get the real name
+            arrays[kind] = np.load(final, mmap_mode="r")
+        return arrays
+
+    def _forward(self):
+        classifier = self.classifier
+
+        @tf.function(reduce_retracing=True)
+        def forward(images):
+            inputs = classifier.preprocessor(images)
+            if self.cut is None:
+                return {"features": classifier.base(inputs, training=False)}
+            activations = self.bottom(inputs, training=False)
+            return {"activations": activations, "features": self.top(activations, training=False)}
+
+        return forward
+
+    def _key_fields(self):
+        classifier = self.classifier
+        digest = hashlib.sha256()
+        for weight in classifier.base.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+        return {
+            "format_version": FORMAT_VERSION,
+            "backbone": classifier.backbone_name,
+            "base_weights_sha256": digest.hexdigest(),
+            "image_size": list(classifier.image_size),
+            "preprocessing": classifier.preprocessing,
+            "cut": self.cut,
+            "data": {split: recipe.fingerprint() for split, recipe in self.recipes.items()},
+        }
+
+    def _key(self):
+        text = json.dumps(self._key_fields(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class TopAndHead(keras.Model):
+    """The unfrozen top blocks and the head, fed the cached activations below them.
+
+    Calls the top in inference mode as `ImageClassifier.call` calls the base,
+    so BatchNormalization never updates its statistics.
+    """
+
+    def __init__(self, top, head, **kwargs):
+        super().__init__(**kwargs)
+        self.top = top
+        self.head = head
+
+    def call(self, activations, training=None):
+        return self.head(self.top(activations, training=False), training=training)
+
+
+def _image_spec(classifier):
+    return tf.TensorSpec((None, *classifier.image_size, 3), tf.float32)
+
+
+def _numpy_call(function, index, spec):
+    values = tf.numpy_function(
+        lambda i: np.asarray(function(i), dtype=np.float32), [index], tf.float32, stateful=False)
+    values.set_shape(spec.shape)
+    return values
+
+
+def _lookup(order, function, spec):
+    """`order`'s batches of `(indices, labels)` as `(function(indices), labels)`."""
+    return order.map(
+        lambda index, labels: (_numpy_call(function, index, spec), labels),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
