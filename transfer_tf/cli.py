@@ -161,6 +161,9 @@ def _add_model_and_data_arguments(parser):
     parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="(default: avg)")
     parser.add_argument("--dropout", type=float, default=0.2, help="(default: 0.2)")
     parser.add_argument("--cache", action="store_true", help="keep decoded images in memory")
+    parser.add_argument("--feature-cache", default="auto", type=_feature_cache, metavar="MODE",
+                        help="run the frozen base once: auto (memory up to 4 GB, else disk), "
+                             "memory, off, or a folder to keep and reuse them in (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
 
@@ -246,8 +249,8 @@ def run_train(args):
         validation_split=args.validation_split, test_split=args.test_split,
         class_weight=None if args.class_weight == "none" else args.class_weight,
         early_stopping_patience=args.early_stopping, pooling=args.pooling,
-        dropout=args.dropout, cache=args.cache, seed=args.seed, overwrite=args.overwrite,
-        verbose=verbose,
+        dropout=args.dropout, cache=args.cache, feature_cache=args.feature_cache, seed=args.seed,
+        overwrite=args.overwrite, verbose=verbose,
     )
     if not args.quiet:
         print("\nData:\n" + splits.summary())
@@ -281,8 +284,8 @@ def run_compare(args):
         fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks,
         head_lr=args.head_lr, fine_tune_lr=args.fine_tune_lr, scratch_lr=args.scratch_lr,
         class_weight=None if args.class_weight == "none" else args.class_weight,
-        pooling=args.pooling, dropout=args.dropout, seed=args.seed, out=out,
-        overwrite=args.overwrite, verbose=verbose,
+        pooling=args.pooling, dropout=args.dropout, feature_cache=args.feature_cache,
+        seed=args.seed, out=out, overwrite=args.overwrite, verbose=verbose,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -364,6 +367,10 @@ COMMANDS = {
     "export": run_export,
     "demo": run_demo,
 }
+
+
+def _feature_cache(value):
+    return value if value in ("auto", "memory", "off") else Path(value)
 
 
 def _weights(value):

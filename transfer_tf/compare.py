@@ -90,6 +90,7 @@ def compare(
     class_weight=None,
     pooling="avg",
     dropout=0.2,
+    feature_cache="auto",
     seed=0,
     out=None,
     overwrite=False,
@@ -120,6 +121,8 @@ def compare(
         class_weight: dict, `"balanced"` or `None`. For all three. Defaults
             to `None`.
         pooling, dropout: as in `ImageClassifier.from_backbone`.
+        feature_cache: as in `fine_tune`, for the two transfer methods.
+            Defaults to `"auto"`.
         seed: int. Defaults to `0`.
         out: str, path or `None`. Folder for `compare.json`, `compare.md` and
             `compare.png`. Defaults to `None` (nothing written).
@@ -191,7 +194,7 @@ def compare(
                 head_epochs=head_epochs if tuned else budget,
                 fine_tune_epochs=fine_tune_epochs if tuned else 0,
                 unfreeze_blocks=unfreeze_blocks if tuned else 0,
-                head_lr=head_lr, fine_tune_lr=fine_tune_lr, **common)
+                head_lr=head_lr, fine_tune_lr=fine_tune_lr, feature_cache=feature_cache, **common)
     result = ComparisonResult(
         rows=[_row(method, record) for method, record in records.items()],
         curves={m: list(r.history.get("val_accuracy", [])) for m, r in records.items()},

@@ -20,6 +20,7 @@ reused by later runs on the same data and weights.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -94,7 +95,6 @@ class FeatureCache:
         self.cut = None
         if unfrozen and unfreeze_blocks != "all" and spec is not None and unfrozen[0] != spec.block_names[0]:
             self.cut = unfrozen[0]
-        self.head_only_phase2 = not unfrozen
         if self.cut is not None:
             self.bottom, self.top = split_base(classifier.base, spec, self.cut)
         else:
@@ -179,15 +179,15 @@ class FeatureCache:
                 print(f"Feature cache: running the frozen base once over {images} images{cut} "
                       f"({self.report.megabytes:,.0f} MB {where}) ...")
             for split, recipe in self.recipes.items():
-                self.arrays[split] = self._compute(recipe, kinds, folder, split)
+                self.arrays[split] = self._compute(recipe, kinds, folder, split, verbose)
             if folder is not None:
-                (folder / "key.json").write_text(json.dumps(self._key_fields(), indent=2) + "\n")
+                (folder / "key.json").write_text(json.dumps(self._key_fields, indent=2) + "\n")
         self.report.seconds = time.perf_counter() - start
         self.report.reused = reused
         if verbose and not reused:
             print(f"Feature cache: done in {self.report.seconds:.1f} s.")
 
-    def _compute(self, recipe, kinds, folder, split):
+    def _compute(self, recipe, kinds, folder, split, verbose):
         arrays, partial = {}, {}
         for kind, shape in kinds.items():
             full = (recipe.count, *shape)
@@ -201,11 +201,14 @@ class FeatureCache:
         batches = tf.data.Dataset.range(recipe.count).batch(recipe.batch_size)
         batches = batches.map(lambda index: (index, _numpy_call(
             recipe.images_for, index, _image_spec(self.classifier))), num_parallel_calls=2)
+        progress = keras.utils.Progbar(recipe.count, unit_name="image") if verbose else None
         for index, images in batches.prefetch(2):
             outputs = forward(images)
             rows = slice(int(index[0]), int(index[-1]) + 1)
             for kind in kinds:
                 arrays[kind][rows] = outputs[kind].numpy()
+            if progress is not None:
+                progress.update(rows.stop)
         for kind, path in partial.items():
             arrays[kind].flush()
             del arrays[kind]
@@ -227,6 +230,7 @@ class FeatureCache:
 
         return forward
 
+    @functools.cached_property
     def _key_fields(self):
         classifier = self.classifier
         digest = hashlib.sha256()
@@ -243,7 +247,7 @@ class FeatureCache:
         }
 
     def _key(self):
-        text = json.dumps(self._key_fields(), sort_keys=True)
+        text = json.dumps(self._key_fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -171,7 +171,16 @@ def _training_section(record):
             f"{'n/a' if best is None else f'{best:.1%}'} |"
         )
     total = sum(phase.seconds for phase in record.phases)
-    return lines + ["", f"Total training time: {total:.1f} s.", ""]
+    lines += ["", f"Total training time: {total:.1f} s."]
+    cache = record.cache or {}
+    if cache.get("used"):
+        how = "reused" if cache["reused"] else f"computed in {cache['seconds']:.1f} s"
+        lines.append(
+            f"Feature cache: {', '.join(cache['phases'])} trained on tensors the frozen base computed "
+            f"once ({cache['megabytes']:,.1f} MB, {cache['location']}, {how}).")
+    elif cache.get("reason"):
+        lines.append(f"Feature cache not used: {cache['reason']}.")
+    return lines + [""]
 
 
 def _metrics_section(evaluations):

@@ -47,6 +47,7 @@ def train_run(
     pooling="avg",
     dropout=0.2,
     cache=False,
+    feature_cache="auto",
     seed=0,
     overwrite=False,
     verbose=1,
@@ -64,7 +65,8 @@ def train_run(
             `ImageClassifier.from_backbone`; `image_size` defaults to the
             backbone's own.
         head_epochs, fine_tune_epochs, unfreeze_blocks, head_lr,
-            fine_tune_lr, early_stopping_patience, seed: as in `fine_tune`.
+            fine_tune_lr, early_stopping_patience, feature_cache, seed: as in
+            `fine_tune`.
         augment, resize, batch_size, validation_split, test_split, cache: as
             in `data.from_directory`.
         class_weight: `"balanced"` or `None`. Balanced weights come from the
@@ -108,7 +110,7 @@ def train_run(
         fine_tune_epochs=fine_tune_epochs, unfreeze_blocks=unfreeze_blocks, head_lr=head_lr,
         fine_tune_lr=fine_tune_lr, early_stopping_patience=early_stopping_patience,
         class_weight=splits.class_weight() if class_weight == "balanced" else None,
-        seed=seed, verbose=verbose,
+        feature_cache=feature_cache, seed=seed, verbose=verbose,
     )
     save(classifier, out, overwrite=True, data_summary=splits.to_dict())
     write_report(out, splits, classifier=classifier, verbose=bool(verbose))
