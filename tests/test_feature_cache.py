@@ -101,7 +101,7 @@ def test_disk_cache_is_reused_and_keyed_on_weights_data_and_cut(tmp_path):
 
     def run(images=x, seed=0, unfreeze=1):
         clf = classifier(seed=seed)
-        result = ttf.fine_tune(clf, (images, y), head_epochs=2, fine_tune_epochs=0,
+        result = ttf.fine_tune(clf, (images, y), head_epochs=1, fine_tune_epochs=1,
                                unfreeze_blocks=unfreeze, batch_size=8, seed=0, verbose=0,
                                feature_cache=folder)
         return clf, result

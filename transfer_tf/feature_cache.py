@@ -82,6 +82,34 @@ class CacheReport:
     reused: bool = False
 
 
+@dataclasses.dataclass
+class PhaseInput:
+    """What one phase fits: `model` (`None`: the classifier), its data, and a note for the header."""
+
+    model: object
+    data: tuple
+    note: str
+
+    def fit_args(self, prepare):
+        """`_run_phase` keywords; `prepare` maps each dataset (e.g. to one-hot labels)."""
+        train, validation = (None if d is None else prepare(d) for d in self.data)
+        return dict(model=self.model, train=train, validation=validation, note=self.note)
+
+
+def start(classifier, train, validation, unfreeze_blocks, mode, *, verbose):
+    """A `FeatureCache` for this data and its `CacheReport`, or `(None, report)` and why not.
+
+    Call after the base is frozen: the cache holds what the frozen base computes.
+    """
+    reason = FeatureCache.why_not(classifier, train, validation, mode)
+    if reason:
+        if verbose and mode != "off":
+            print(f"Features not cached: {reason}. The base runs on every image every epoch.")
+        return None, CacheReport(used=False, reason=reason)
+    cache = FeatureCache(classifier, train, validation, unfreeze_blocks, mode, MEMORY_BUDGET, verbose)
+    return cache, cache.report
+
+
 class FeatureCache:
     """Cached base outputs (and phase 2 activations) of a train/validation pair."""
 
@@ -122,6 +150,24 @@ class FeatureCache:
             if recipe.augmented:
                 return f"{name} is augmented: every epoch sees new images"
         return ""
+
+    # -- what each phase fits -------------------------------------------
+
+    def head_phase(self):
+        """Phase 1: the head alone, on the cached base outputs."""
+        self.report.phases = ["head"]
+        return PhaseInput(self.classifier.head, self.head_data(), "cached base outputs")
+
+    def fine_tune_phase(self, unfrozen):
+        """Phase 2: the unfrozen blocks + head on cached activations, where there is a cut."""
+        if self.cut is not None:
+            self.report.phases.append("fine_tune")
+            model = TopAndHead(self.top, self.classifier.head, name="top_and_head")
+            return PhaseInput(model, self.top_data(), f"cached activations below {self.cut}")
+        if not unfrozen:
+            self.report.phases.append("fine_tune")
+            return PhaseInput(self.classifier.head, self.head_data(), "cached base outputs")
+        return PhaseInput(None, self.image_data(), "")  # the whole base trains, on images
 
     # -- datasets -------------------------------------------------------
 

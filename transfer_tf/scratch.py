@@ -115,7 +115,7 @@ def _training_mode_model(classifier):
     return keras.Model(inputs, classifier.head(features), name="from_scratch")
 
 
-def _header(classifier, name, unfrozen, epochs, learning_rate, trainable_params):
+def _header(classifier, name, unfrozen, epochs, learning_rate, trainable_params, note=""):
     return (
         f"From scratch: {epochs} epochs at learning rate {learning_rate:g}; training every "
         f"layer, BatchNorm in training mode ({trainable_params:,} parameters)."

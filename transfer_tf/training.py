@@ -7,7 +7,6 @@ the phases are two explicit `fit` calls.
 """
 
 import dataclasses
-import functools
 import time
 
 import keras
@@ -201,53 +200,28 @@ def fine_tune(
         verbose=verbose, label_smoothing=label_smoothing, one_hot=one_hot, jit_compile=jit_compile,
     )
 
-    def data(pair):
-        return tuple(_one_hot(d, classifier.num_classes) if one_hot else d for d in pair)
+    def data(dataset):
+        return _one_hot(dataset, classifier.num_classes) if one_hot else dataset
 
     freeze_base(classifier)
-    reason = caching.FeatureCache.why_not(classifier, train, validation, feature_cache)
-    cache = None
-    if reason:
-        if verbose != 0 and feature_cache != "off":
-            print(f"Features not cached: {reason}. The base runs on every image every epoch.")
-    else:
-        cache = caching.FeatureCache(
-            classifier, train, validation, unfreeze_blocks, feature_cache,
-            caching.MEMORY_BUDGET, verbose != 0)
-
-    if cache is None:
-        head_model, head_data, note = None, (train, validation), ""
-    else:
-        head_model, head_data, note = classifier.head, cache.head_data(), "cached base outputs"
+    cache, report = caching.start(
+        classifier, train, validation, unfreeze_blocks if fine_tune_epochs else 0,
+        feature_cache, verbose=verbose != 0)
+    uncached = caching.PhaseInput(None, (train, validation), "")
+    phase = cache.head_phase() if cache else uncached
     head = _run_phase(
-        classifier, "head", (), head_epochs, head_lr, 0, model=head_model,
-        train=data(head_data)[0], validation=data(head_data)[1],
-        header=functools.partial(_phase_header, note=note), **fit_args,
-    )
+        classifier, "head", (), head_epochs, head_lr, 0, **phase.fit_args(data), **fit_args)
     unfrozen = unfreeze_top_blocks(classifier, unfreeze_blocks, train_bn=train_bn)
-    tuned_model, tuned_data, note = None, (train, validation), ""
-    if cache is not None and cache.cut is not None:
-        tuned_model = caching.TopAndHead(cache.top, classifier.head, name="top_and_head")
-        tuned_data, note = cache.top_data(), f"cached activations below {cache.cut}"
-    elif cache is not None and not unfrozen:
-        tuned_model, tuned_data, note = classifier.head, cache.head_data(), "cached base outputs"
-    elif cache is not None:
-        tuned_data = cache.image_data()  # the whole base trains: images, in the same order
+    phase = cache.fine_tune_phase(unfrozen) if cache else uncached
     tuned = _run_phase(
         classifier, "fine_tune", unfrozen, fine_tune_epochs, fine_tune_lr,
-        head[0].first_epoch + head[0].epochs, model=tuned_model,
-        train=data(tuned_data)[0], validation=data(tuned_data)[1],
-        header=functools.partial(_phase_header, note=note), **fit_args,
+        head[0].first_epoch + head[0].epochs, **phase.fit_args(data), **fit_args,
     )
-    if tuned_model is not None:  # leave the classifier compiled, as the uncached path does
+    if phase.model is not None:  # leave the classifier compiled, as the uncached path does
         _compile(classifier, classifier.task, fine_tune_lr, label_smoothing, one_hot, jit_compile)
 
     result = _merge(head, tuned, settings)
-    if cache is None:
-        result.cache = dataclasses.asdict(caching.CacheReport(used=False, reason=reason))
-    else:
-        cache.report.phases = ["head"] + (["fine_tune"] if tuned_model is not None else [])
-        result.cache = dataclasses.asdict(cache.report)
+    result.cache = dataclasses.asdict(report)
     classifier.training_record = result
     return result
 
@@ -426,14 +400,14 @@ def _phase_header(classifier, name, unfrozen, epochs, learning_rate, trainable_p
 def _run_phase(
     classifier, name, unfrozen, epochs, learning_rate, first_epoch, *, train,
     validation, class_weight, callbacks, patience, verbose, label_smoothing, one_hot,
-    jit_compile=False, model=None, header=_phase_header,
+    jit_compile=False, model=None, header=_phase_header, note="",
 ):
     """Compiles and fits one phase. `model` (default: the classifier) is what `fit` runs."""
     model = classifier if model is None else model
     _compile(model, classifier.task, learning_rate, label_smoothing, one_hot, jit_compile)
     trainable_params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     if verbose != 0 and epochs > 0:
-        print(header(classifier, name, unfrozen, epochs, learning_rate, trainable_params))
+        print(header(classifier, name, unfrozen, epochs, learning_rate, trainable_params, note=note))
     phase_callbacks = list(callbacks)
     if patience is not None:
         phase_callbacks.append(keras.callbacks.EarlyStopping(
