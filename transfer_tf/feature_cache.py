@@ -243,7 +243,7 @@ class FeatureCache:
                 folder.mkdir(parents=True, exist_ok=True)
                 partial[kind] = folder / f".{split}_{kind}.npy.partial"
                 arrays[kind] = np.lib.format.open_memmap(partial[kind], mode="w+", dtype=np.float32, shape=full)
-        forward = self._forward()
+        forward = self._forward
         batches = tf.data.Dataset.range(recipe.count).batch(recipe.batch_size)
         batches = batches.map(lambda index: (index, _numpy_call(
             recipe.images_for, index, _image_spec(self.classifier))), num_parallel_calls=2)
@@ -263,10 +263,12 @@ class FeatureCache:
             arrays[kind] = np.load(final, mmap_mode="r")
         return arrays
 
+    @functools.cached_property
     def _forward(self):
+        """The frozen base as one `tf.function`, traced once for every split and batch size."""
         classifier = self.classifier
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[_image_spec(classifier)])
         def forward(images):
             inputs = classifier.preprocessor(images)
             if self.cut is None:
