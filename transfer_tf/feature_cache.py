@@ -13,7 +13,7 @@ epoch) with each index looked up in the cache instead of decoded and run
 through the base. The head, its dropout and the optimizer see the same
 inputs in the same order, up to float rounding.
 
-The cache lives in memory when it fits `memory_budget`, else in `.npy` files
+The cache lives in memory when it fits `MEMORY_BUDGET`, else in `.npy` files
 under the cache folder, keyed on the backbone, a hash of the base weights,
 the image size, the cut point and a fingerprint of the data; files there are
 reused by later runs on the same data and weights.
@@ -101,7 +101,7 @@ def start(classifier, train, validation, unfreeze_blocks, mode, *, verbose):
 
     Call after the base is frozen: the cache holds what the frozen base computes.
     """
-    reason = FeatureCache.why_not(classifier, train, validation, mode)
+    reason = FeatureCache.why_not(train, validation, mode)
     if reason:
         if verbose and mode != "off":
             print(f"Features not cached: {reason}. The base runs on every image every epoch.")
@@ -135,7 +135,7 @@ class FeatureCache:
         self._fill(mode, memory_budget, verbose)
 
     @staticmethod
-    def why_not(classifier, train, validation, mode):
+    def why_not(train, validation, mode):
         """The reason features cannot be cached for this data, or `""`."""
         if str(mode) == "off":
             return "feature_cache='off'"
