@@ -52,13 +52,15 @@ def test_digit_domains_do_not_overlap():
 def test_demo_runs_end_to_end_and_saves(tmp_path):
     record = demo.run_demo(
         out=tmp_path / "demo", source_epochs=1, head_epochs=1, fine_tune_epochs=1,
-        target_per_class=5, verbose=0,
+        target_per_class=5, parity_images=100, verbose=0,
     )
     saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert saved["gain"]["accuracy"] == pytest.approx(
         saved["transfer"]["accuracy"] - saved["from_scratch"]["accuracy"])
     assert saved["target_test_images"] == 2500 - 25
     assert record["transfer"]["num_images"] == 2475
+    card = json.loads((tmp_path / "demo" / "export" / "model_card.json").read_text())
+    assert card["metrics"]["held_out"]["images"] == 100
     clf = ttf.load(tmp_path / "demo")
     assert clf.class_names == ["5", "6", "7", "8", "9"]
     assert clf.weights_source is not None  # the source model, not random init

@@ -84,6 +84,7 @@ def run_demo(
     head_epochs=10,
     fine_tune_epochs=10,
     target_per_class=30,
+    parity_images=None,
     seed=0,
     verbose=1,
 ):
@@ -104,6 +105,8 @@ def run_demo(
             `head_epochs + fine_tune_epochs`.
         target_per_class: int. Labelled target images per digit. Defaults
             to `30`.
+        parity_images: int or `None`. Held-out digits that check the
+            exported files; `None` uses all of them. Defaults to `None`.
         seed: int. Defaults to `0`.
         verbose: int. 0 prints nothing, 1 progress bars, 2 one line per
             epoch. Defaults to `1`.
@@ -180,12 +183,13 @@ def run_demo(
     }
     transfer.save(out)
 
-    say(f"\n[5/5] Exporting the fine-tuned model, checked on the {len(test_x)} held-out digits")
+    say(f"\n[5/5] Exporting the fine-tuned model, checked on {parity_images or len(test_x)} "
+        "held-out digits")
     tick = time.perf_counter()
     exported = export(
         transfer, out / "export", data=dataclasses.replace(target, validation=None, test=test.train),
-        name="transfer_tf demo: digits 5-9", num_parity_images=len(test_x), overwrite=True,
-        verbose=bool(verbose),
+        name="transfer_tf demo: digits 5-9", num_parity_images=parity_images or len(test_x),
+        overwrite=True, verbose=bool(verbose),
     )
     timings["export"] = time.perf_counter() - tick
     record = {

@@ -149,9 +149,8 @@ def fine_tune(
             `"off"` runs the whole model every epoch. Callbacks see the model
             being fitted: the head, or the top blocks and the head, when
             cached. Defaults to `"auto"`.
-        jit_compile: bool. Compile the training steps with XLA, for GPUs;
-            on a 2-core CPU it made ResNet50's phase 2 14 times slower.
-            Defaults to `False`.
+        jit_compile: bool. Compile the training steps with XLA. Meant for
+            GPUs; on a small CPU it can be much slower. Defaults to `False`.
         seed: int or `None`. Seeds Python, NumPy and TensorFlow for a
             repeatable run. Defaults to `None`.
         verbose: `"auto"`, 0, 1 or 2. Passed to `fit`; 0 also silences the

@@ -108,7 +108,7 @@ def array_recipe(
 
     def images_for(index):
         batch = images[np.asarray(index)]
-        return batch if convert is None else convert(batch)
+        return batch if convert is None else np.asarray(convert(batch))
 
     def identity():
         digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
@@ -164,11 +164,11 @@ def array_dataset(
         shuffle=shuffle, seed=seed, augmentation=augmentation, cache=cache,
     )
 
+    @tf.function(reduce_retracing=True)
     def convert(batch):
-        return np.stack([
-            np.asarray(resize_tensor(rgb_tensor(tf.convert_to_tensor(image)), image_size, resize))
-            for image in batch
-        ])
+        return tf.map_fn(
+            lambda image: tf.cast(resize_tensor(rgb_tensor(image), image_size, resize), tf.float32),
+            batch, fn_output_signature=tf.float32)
 
     return with_recipe(dataset, array_recipe(
         images, labels, shuffle_buffer=_shuffle_buffer(len(images), shuffle, cache), seed=seed,
