@@ -144,7 +144,8 @@ def file_dataset(
         return np.stack([read_image(paths[i], (height, width), resize) for i in np.asarray(index)])
 
     def identity():
-        files = [f"{p}|{os.stat(p).st_size}|{os.stat(p).st_mtime_ns}|{l}" for p, l in zip(paths, labels)]
+        stats = [os.stat(p) for p in paths]
+        files = [f"{p}|{s.st_size}|{s.st_mtime_ns}|{l}" for p, s, l in zip(paths, stats, labels)]
         return f"files {height}x{width} {resize}\n" + "\n".join(files)
 
     return with_recipe(dataset, Recipe(
