@@ -15,7 +15,7 @@ Each run is its own process, so its peak memory (max RSS) is its own.
     python benchmarks/cached_features.py --backbones vgg16 --repeats 1
 
 Data: 100 images per class of `../shared/data/sign-language-digits` (1,000
-images; 800 train, 200 validation), 64 px, 5 + 5 epochs, `weights=None`
+images; 806 train, 194 validation by the stable split), 64 px, 5 + 5 epochs, `weights=None`
 (random weights: fine for timing). Writes
 `benchmarks/results/cached_features.json`.
 """
