@@ -263,12 +263,10 @@ def run_compare(args):
     from transfer_tf.backbones import get_backbone
     from transfer_tf.compare import check_output, compare
     from transfer_tf.data.directory import from_directory
-    from transfer_tf.data.images import validate_resize
     from transfer_tf.weights import normalise_image_size
 
-    spec = get_backbone(args.backbone)
+    spec = get_backbone(args.backbone)  # --resize is checked by argparse's choices
     size = normalise_image_size(args.image_size or spec.default_size, spec)
-    validate_resize(args.resize)
     out = Path(args.out or f"saved_models/compare-{Path(args.data_dir).resolve().name}-{spec.name}")
     check_output(out, args.overwrite)  # before the images are read
     verbose = 0 if (args.quiet or args.json) else 1

@@ -70,11 +70,7 @@ def _single_label(truth, scores, class_names, task, top_k):
     )
     present = np.unique(truth)
     auc = [_auc(truth == i, scores[:, i]) for i in indices]
-    defined = [a for a in auc if a is not None]
-    if task == "binary":
-        overall_auc = auc[1]
-    else:
-        overall_auc = float(np.mean(defined)) if defined else None
+    overall_auc = auc[1] if task == "binary" else _mean_auc(auc)
     return {
         "task": task,
         "num_images": int(len(truth)),
@@ -89,13 +85,7 @@ def _single_label(truth, scores, class_names, task, top_k):
         "macro_f1": float(skm.f1_score(truth, predicted, average="macro", zero_division=0)),
         "weighted_f1": float(skm.f1_score(truth, predicted, average="weighted", zero_division=0)),
         "roc_auc": overall_auc,
-        "per_class": {
-            name: {
-                "precision": float(precision[i]), "recall": float(recall[i]),
-                "f1": float(f1[i]), "support": int(support[i]), "roc_auc": auc[i],
-            }
-            for i, name in enumerate(class_names)
-        },
+        "per_class": _per_class(class_names, precision, recall, f1, support, auc),
         "confusion_matrix": skm.confusion_matrix(truth, predicted, labels=indices).tolist(),
         "confusion_matrix_normalized": skm.confusion_matrix(
             truth, predicted, labels=indices, normalize="true").tolist(),
@@ -108,7 +98,6 @@ def _multilabel(truth, scores, class_names):
         truth, predicted, zero_division=0
     )
     auc = [_auc(truth[:, i] == 1, scores[:, i]) for i in range(len(class_names))]
-    defined = [a for a in auc if a is not None]
 
     def f1_score(average):
         return float(skm.f1_score(truth, predicted, average=average, zero_division=0))
@@ -123,16 +112,26 @@ def _multilabel(truth, scores, class_names):
         "macro_f1": f1_score("macro"),
         "weighted_f1": f1_score("weighted"),
         "samples_f1": f1_score("samples"),
-        "roc_auc": float(np.mean(defined)) if defined else None,
-        "per_class": {
-            name: {
-                "precision": float(precision[i]), "recall": float(recall[i]),
-                "f1": float(f1[i]), "support": int(support[i]), "roc_auc": auc[i],
-            }
-            for i, name in enumerate(class_names)
-        },
+        "roc_auc": _mean_auc(auc),
+        "per_class": _per_class(class_names, precision, recall, f1, support, auc),
         "label_confusion": skm.multilabel_confusion_matrix(truth, predicted).tolist(),
     }
+
+
+def _per_class(class_names, precision, recall, f1, support, auc):
+    return {
+        name: {
+            "precision": float(precision[i]), "recall": float(recall[i]),
+            "f1": float(f1[i]), "support": int(support[i]), "roc_auc": auc[i],
+        }
+        for i, name in enumerate(class_names)
+    }
+
+
+def _mean_auc(auc):
+    """The mean of the defined per-class AUCs, or `None` when none is defined."""
+    defined = [a for a in auc if a is not None]
+    return float(np.mean(defined)) if defined else None
 
 
 def _auc(is_class, score):

@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from transfer_tf.metrics import THRESHOLD
+
 __all__ = [
     "plot_class_distribution",
     "plot_confusion_matrix",
@@ -154,7 +156,7 @@ def _mistake_title(truth, scores, class_names):
     truth = np.asarray(truth).reshape(-1)
     if truth.size > 1:  # multilabel: the labels set and the labels predicted
         true_names = [n for n, t in zip(class_names, truth) if t]
-        predicted = [f"{n} {s:.2f}" for n, s in zip(class_names, scores) if s >= 0.5]
+        predicted = [f"{n} {s:.2f}" for n, s in zip(class_names, scores) if s >= THRESHOLD]
         return f"true: {', '.join(true_names) or '-'}\npred: {', '.join(predicted) or '-'}"
     best = int(np.argmax(scores))
     label = int(truth[0])

@@ -57,15 +57,19 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
             f"The data's classes {list(splits.class_names)} differ from the run's "
             f"{list(classifier.class_names)}; pass the splits the run was trained on."
         )
-    folder = run / PLOTS_DIR
     record = classifier.training_record
-    written = {}
+    plot_files = {}
+
+    def draw(title, name, plot, *args, **kwargs):
+        plot(*args, path=run / PLOTS_DIR / name, **kwargs)
+        plot_files[title] = f"{PLOTS_DIR}/{name}"
+
     if record is not None and any(phase.epochs for phase in record.phases):
-        written["Training curves"] = plots.plot_history(record, path=folder / HISTORY_PLOT)
+        draw("Training curves", HISTORY_PLOT, plots.plot_history, record)
     evaluations = {}
     if splits is not None:
-        written["Class distribution"] = plots.plot_class_distribution(
-            splits.counts, splits.class_names, path=folder / DISTRIBUTION_PLOT)
+        draw("Class distribution", DISTRIBUTION_PLOT, plots.plot_class_distribution,
+             splits.counts, splits.class_names)
         for split in ("validation", "test"):
             dataset = getattr(splits, split)
             if dataset is None:
@@ -77,18 +81,11 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
             evaluations[split] = prediction_metrics(classifier, predictions)
             if split == "validation":
                 if classifier.task != "multilabel":
-                    written["Confusion matrix (validation)"] = plots.plot_confusion_matrix(
-                        evaluations[split], path=folder / CONFUSION_PLOT)
+                    draw("Confusion matrix (validation)", CONFUSION_PLOT,
+                         plots.plot_confusion_matrix, evaluations[split])
                 names = [p for p, _ in splits.files["validation"]] if splits.files else None
-                written["Misclassified validation images"] = plots.plot_mistakes(
-                    predictions, classifier.class_names, names=names, path=folder / MISTAKES_PLOT)
-    plot_files = {
-        title: f"{PLOTS_DIR}/{name}" for title, name in (
-            ("Training curves", HISTORY_PLOT), ("Class distribution", DISTRIBUTION_PLOT),
-            ("Confusion matrix (validation)", CONFUSION_PLOT),
-            ("Misclassified validation images", MISTAKES_PLOT),
-        ) if title in written
-    }
+                draw("Misclassified validation images", MISTAKES_PLOT, plots.plot_mistakes,
+                     predictions, classifier.class_names, names=names)
     if evaluations:
         held_out = "test" if "test" in evaluations else "validation"
         (run / METRICS_FILE).write_text(
