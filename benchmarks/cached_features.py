@@ -57,11 +57,10 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
 
     splits = ttf.data.from_directory(data_dir, image_size=image_size, validation_split=0.2,
                                      seed=seed, batch_size=32, cache=True, verbose=False)
-    if method == "transfer_tf_bf16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(seed)
-    clf = ttf.ImageClassifier.from_backbone(backbone, class_names=splits.class_names,
-                                            image_size=image_size, weights=None)
+    clf = ttf.ImageClassifier.from_backbone(
+        backbone, class_names=splits.class_names, image_size=image_size, weights=None,
+        dtype="mixed_bfloat16" if method == "transfer_tf_bf16" else None)
     if method.startswith("transfer_tf"):
         result = ttf.fine_tune(clf, splits.train, splits.validation, head_epochs=head_epochs,
                                fine_tune_epochs=tune_epochs, unfreeze_blocks=1, seed=seed, verbose=0,

@@ -284,7 +284,7 @@ def folder_run(tmp_path_factory):
     assert cli.main([
         "train", str(root), "--backbone", "mobilenetv3small", "--weights", "none",
         "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8",
-        "--out", str(out), "--quiet",
+        "--dtype", "mixed_bfloat16", "--out", str(out), "--quiet",
     ]) == 0
     return out
 
@@ -295,7 +295,12 @@ def test_cli_export_re_reads_the_runs_data_and_prints_the_table(folder_run, caps
     printed = capsys.readouterr().out
     for artefact in ("keras", "saved_model", "float32", "dynamic_range"):
         assert f"\n{artefact} " in printed
+    # Trained in mixed bfloat16 (--dtype), exported and checked as a float32 copy.
+    assert "computes in mixed_bfloat16; exporting a float32 copy" in printed
+    assert "100.00%" in printed.split("\nfloat32 ")[1].splitlines()[0]
     card = json.loads((folder_run / "export" / "model_card.json").read_text())
+    assert card["trained_dtype_policy"] == "mixed_bfloat16"
+    assert not any(q["flex_ops"] for q in card["quantization"])
     assert card["name"] == "shades" and card["labels"] == ["dark", "light"]
     assert card["metrics"]["held_out"]["split"] == "validation"
     assert sorted(p.name for p in (folder_run / "export").glob("*.tflite")) == [

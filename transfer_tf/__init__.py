@@ -26,6 +26,7 @@ from transfer_tf.exporting import ExportResult, FlexOpsRequiredError, TFLiteConf
 from transfer_tf.head import build_head  # noqa: E402
 from transfer_tf.model import ImageClassifier  # noqa: E402
 from transfer_tf.metrics import classification_metrics  # noqa: E402
+from transfer_tf.precision import float32_copy  # noqa: E402
 from transfer_tf.preprocessing import ImagePreprocessing  # noqa: E402
 from transfer_tf.report import write_report  # noqa: E402
 from transfer_tf.saving import load, save  # noqa: E402
@@ -53,6 +54,7 @@ __all__ = [
     "evaluate",
     "export",
     "fine_tune",
+    "float32_copy",
     "get_backbone",
     "keras_cache_dir",
     "list_backbones",

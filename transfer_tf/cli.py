@@ -20,6 +20,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from transfer_tf.precision import DTYPE_POLICIES
+
 PROG = "transfer-tf"
 _PRECISION_CHOICES = ("float32", "float16", "dynamic-range", "int8")
 
@@ -160,6 +162,9 @@ def _add_model_and_data_arguments(parser):
                         help="weigh classes by inverse frequency (default: none)")
     parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="(default: avg)")
     parser.add_argument("--dropout", type=float, default=0.2, help="(default: 0.2)")
+    parser.add_argument("--dtype", choices=DTYPE_POLICIES,
+                        help="compute in 16 bits with mixed_bfloat16 (CPUs with bfloat16 instructions, "
+                             "TPUs) or mixed_float16 (GPUs); weights stay float32 (default: float32)")
     parser.add_argument("--cache", action="store_true", help="keep decoded images in memory")
     parser.add_argument("--feature-cache", default="auto", type=_feature_cache, metavar="MODE",
                         help="run the frozen base once: auto (memory up to 4 GB, else disk), "
@@ -249,8 +254,8 @@ def run_train(args):
         validation_split=args.validation_split, test_split=args.test_split,
         class_weight=None if args.class_weight == "none" else args.class_weight,
         early_stopping_patience=args.early_stopping, pooling=args.pooling,
-        dropout=args.dropout, cache=args.cache, feature_cache=args.feature_cache, seed=args.seed,
-        overwrite=args.overwrite, verbose=verbose,
+        dropout=args.dropout, dtype=args.dtype, cache=args.cache, feature_cache=args.feature_cache,
+        seed=args.seed, overwrite=args.overwrite, verbose=verbose,
     )
     if not args.quiet:
         print("\nData:\n" + splits.summary())
@@ -282,8 +287,8 @@ def run_compare(args):
         fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks,
         head_lr=args.head_lr, fine_tune_lr=args.fine_tune_lr, scratch_lr=args.scratch_lr,
         class_weight=None if args.class_weight == "none" else args.class_weight,
-        pooling=args.pooling, dropout=args.dropout, feature_cache=args.feature_cache,
-        seed=args.seed, out=out, overwrite=args.overwrite, verbose=verbose,
+        pooling=args.pooling, dropout=args.dropout, dtype=args.dtype,
+        feature_cache=args.feature_cache, seed=args.seed, out=out, overwrite=args.overwrite, verbose=verbose,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from transfer_tf.backbones import get_backbone
 from transfer_tf.model import ImageClassifier
+from transfer_tf.precision import validate_dtype
 from transfer_tf.plots import plot_validation_curves
 from transfer_tf.scratch import train_from_scratch
 from transfer_tf.training import fine_tune
@@ -90,6 +91,7 @@ def compare(
     class_weight=None,
     pooling="avg",
     dropout=0.2,
+    dtype=None,
     feature_cache="auto",
     seed=0,
     out=None,
@@ -120,7 +122,7 @@ def compare(
             `1e-3`.
         class_weight: dict, `"balanced"` or `None`. For all three. Defaults
             to `None`.
-        pooling, dropout: as in `ImageClassifier.from_backbone`.
+        pooling, dropout, dtype: as in `ImageClassifier.from_backbone`.
         feature_cache: as in `fine_tune`, for the two transfer methods.
             Defaults to `"auto"`.
         seed: int. Defaults to `0`.
@@ -147,6 +149,7 @@ def compare(
     >>> print(result.table())                                    # doctest: +SKIP
     """
     spec = get_backbone(backbone)
+    validate_dtype(dtype)
     size = normalise_image_size(splits.image_size if image_size is None else image_size, spec)
     for key, value in (("head_epochs", head_epochs), ("fine_tune_epochs", fine_tune_epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -175,7 +178,7 @@ def compare(
     def model(start):
         return ImageClassifier.from_backbone(
             spec.name, class_names=splits.class_names, image_size=size, weights=start,
-            pooling=pooling, dropout=dropout,
+            pooling=pooling, dropout=dropout, dtype=dtype,
         )
 
     common = dict(class_weight=weight_by_class, seed=seed, verbose=verbose)

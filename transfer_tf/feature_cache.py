@@ -34,6 +34,7 @@ import tensorflow as tf
 from transfer_tf.backbones import split_base
 from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.freezing import blocks_to_unfreeze
+from transfer_tf.precision import compute_dtypes
 
 CACHE_MODES = ("auto", "memory", "off")
 MEMORY_BUDGET = 4 * 2**30
@@ -162,7 +163,9 @@ class FeatureCache:
         """Phase 2: the unfrozen blocks + head on cached activations, where there is a cut."""
         if self.cut is not None:
             self.report.phases.append("fine_tune")
-            model = TopAndHead(self.top, self.classifier.head, name="top_and_head")
+            # The classifier's policy, so mixed_float16 gets Keras's loss scaling at compile.
+            model = TopAndHead(self.top, self.classifier.head, name="top_and_head",
+                               dtype=self.classifier.dtype_policy)
             return PhaseInput(model, self.top_data(), f"cached activations below {self.cut}")
         if not unfrozen:
             self.report.phases.append("fine_tune")
@@ -290,6 +293,7 @@ class FeatureCache:
             "base_weights_sha256": digest.hexdigest(),
             "image_size": list(classifier.image_size),
             "preprocessing": classifier.preprocessing,
+            "compute_dtypes": compute_dtypes(classifier.base),
             "cut": self.cut,
             "data": {split: recipe.fingerprint() for split, recipe in self.recipes.items()},
         }

@@ -162,6 +162,7 @@ def _run_config(classifier, record):
         "image_size": list(classifier.image_size),
         "input": {"dtype": "float32 or uint8", "range": [0, 255], "channels": "RGB"},
         "preprocessing": classifier.preprocessing,
+        "dtype_policy": classifier.dtype_policy.name,
         "weights": classifier.weights_source,
         "task": classifier.task,
         "class_names": classifier.class_names,

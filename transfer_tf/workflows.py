@@ -16,6 +16,7 @@ from transfer_tf.data.images import check_image, read_image, validate_resize
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation import class_probabilities, evaluate
 from transfer_tf.model import ImageClassifier
+from transfer_tf.precision import validate_dtype
 from transfer_tf.report import write_report
 from transfer_tf.saving import CONFIG_FILE, DATA_FILE, METRICS_FILE, MODEL_FILE, load, read_json, save
 from transfer_tf.training import fine_tune
@@ -46,6 +47,7 @@ def train_run(
     early_stopping_patience=None,
     pooling="avg",
     dropout=0.2,
+    dtype=None,
     cache=False,
     feature_cache="auto",
     seed=0,
@@ -61,7 +63,7 @@ def train_run(
     Args:
         data_dir: str or path. One sub-folder of images per class.
         out: str or path. The run folder to write.
-        backbone, weights, image_size, pooling, dropout: as in
+        backbone, weights, image_size, pooling, dropout, dtype: as in
             `ImageClassifier.from_backbone`; `image_size` defaults to the
             backbone's own.
         head_epochs, fine_tune_epochs, unfreeze_blocks, head_lr,
@@ -88,6 +90,7 @@ def train_run(
     spec = get_backbone(backbone)
     size = normalise_image_size(spec.default_size if image_size is None else image_size, spec)
     validate_resize(resize)
+    validate_dtype(dtype)
     if class_weight not in (None, "balanced"):
         raise ValueError(f"class_weight must be 'balanced' or None. Received: class_weight={class_weight!r}")
     out = Path(out)
@@ -103,7 +106,7 @@ def train_run(
     )
     classifier = ImageClassifier.from_backbone(
         spec.name, class_names=splits.class_names, image_size=size, weights=weights,
-        pooling=pooling, dropout=dropout,
+        pooling=pooling, dropout=dropout, dtype=dtype,
     )
     result = fine_tune(
         classifier, splits.train, splits.validation, head_epochs=head_epochs,

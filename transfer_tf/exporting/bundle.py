@@ -20,6 +20,7 @@ from transfer_tf.exporting.saved_model import (
     SERVING_INPUT, SERVING_OUTPUT, serving_model, write_saved_model,
 )
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig, convert, flex_ops, operators
+from transfer_tf.precision import float32_copy
 from transfer_tf.saving import (
     LABELS_FILE, METRICS_FILE, MODEL_FILE, labels_text, package_versions, read_json,
 )
@@ -80,6 +81,10 @@ def export(
     is run on held-out images and compared with the Keras model; the
     results go to `parity.json` and `model_card.json`.
 
+    A classifier built with a mixed-precision `dtype` is exported as a
+    float32 copy with the same weights (`precision.float32_copy`), and every
+    artefact is checked against that copy.
+
     Files are written to a temporary folder beside `out` and moved into
     place only when everything succeeded: a failed export leaves nothing.
 
@@ -134,7 +139,8 @@ def export(
     """
     configs = _configs(precisions)
     _check_positive(num_parity_images=num_parity_images, latency_repeats=latency_repeats)
-    classifier, run = _classifier_and_run(model)
+    trained, run = _classifier_and_run(model)
+    classifier = float32_copy(trained)
     if out is None:
         if run is None:
             raise ValueError("Pass `out`, the folder to export to, when exporting a classifier object.")
@@ -148,6 +154,9 @@ def export(
         data = run_splits(run, verbose=bool(verbose))
     held_out, calibration = _check_data(classifier, data, configs, num_parity_images)
     say = print if verbose else (lambda *a, **k: None)
+    if classifier is not trained:
+        say(f"The classifier computes in {trained.dtype_policy.name}; exporting a float32 copy with "
+            "the same weights (LiteRT has no bfloat16 kernels). Parity is checked against that copy.")
 
     staging = _staging_folder(out)
     try:
@@ -158,7 +167,7 @@ def export(
                 name=name or (run.name if run is not None else classifier.name),
                 description=description or _description(classifier), version=str(version),
             ),
-            run=run, say=say,
+            run=run, trained_dtype_policy=trained.dtype_policy.name, say=say,
         )
         _move_into_place(staging, out)
     finally:
@@ -169,7 +178,7 @@ def export(
 
 
 def _write_all(classifier, staging, configs, calibration, held_out, data, *, allow_flex_ops,
-               latency_repeats, metadata, run, say):
+               latency_repeats, metadata, run, trained_dtype_policy, say):
     images, labels, _ = held_out
     serving = serving_model(classifier)
     reference = serving.predict(images, batch_size=32, verbose=0)
@@ -238,6 +247,7 @@ def _write_all(classifier, staging, configs, calibration, held_out, data, *, all
         say(f"  {config.filename} written and checked ({time.perf_counter() - start:.1f} s)")
 
     card = _model_card(classifier, metadata, rows, quantization, data, held_out, run)
+    card["trained_dtype_policy"] = trained_dtype_policy
     parity = {"held_out": card["metrics"]["held_out"], "rows": rows}
     (staging / PARITY_FILE).write_text(json.dumps(parity, indent=2) + "\n")
     (staging / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
