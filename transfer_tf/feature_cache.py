@@ -163,9 +163,7 @@ class FeatureCache:
         """Phase 2: the unfrozen blocks + head on cached activations, where there is a cut."""
         if self.cut is not None:
             self.report.phases.append("fine_tune")
-            # The classifier's policy, so mixed_float16 gets Keras's loss scaling at compile.
-            model = TopAndHead(self.top, self.classifier.head, name="top_and_head",
-                               dtype=self.classifier.dtype_policy)
+            model = TopAndHead(self.top, self.classifier.head, name="top_and_head")
             return PhaseInput(model, self.top_data(), f"cached activations below {self.cut}")
         if not unfrozen:
             self.report.phases.append("fine_tune")

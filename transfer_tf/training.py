@@ -16,6 +16,7 @@ import tensorflow as tf
 from transfer_tf import feature_cache as caching
 from transfer_tf.data.pipeline import array_recipe, recipe_of, with_recipe
 from transfer_tf.freezing import all_layers, freeze_base, is_batchnorm, unfreeze_top_blocks
+from transfer_tf.precision import compute_dtypes
 
 
 @dataclasses.dataclass
@@ -218,7 +219,7 @@ def fine_tune(
         head[0].first_epoch + head[0].epochs, **phase.fit_args(data), **fit_args,
     )
     if phase.model is not None:  # leave the classifier compiled, as the uncached path does
-        _compile(classifier, classifier.task, fine_tune_lr, label_smoothing, one_hot, jit_compile)
+        _compile(classifier, classifier, fine_tune_lr, label_smoothing, one_hot, jit_compile)
 
     result = _merge(head, tuned, settings)
     result.cache = dataclasses.asdict(report)
@@ -369,7 +370,9 @@ def balanced_class_weight(counts, class_names):
     return {i: float(total / (len(counts) * c)) for i, c in enumerate(counts)}
 
 
-def _compile(model, task, learning_rate, label_smoothing, one_hot, jit_compile=False):
+def _compile(model, classifier, learning_rate, label_smoothing, one_hot, jit_compile=False):
+    """Compiles `model` (the classifier, or the part of it a phase fits) for `classifier`'s task."""
+    task = classifier.task
     if task == "multiclass":
         if one_hot:
             loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
@@ -380,8 +383,12 @@ def _compile(model, task, learning_rate, label_smoothing, one_hot, jit_compile=F
     else:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[accuracy],
-                  jit_compile=jit_compile)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    if "float16" in compute_dtypes(classifier):
+        # Keras adds loss scaling only to a model whose own policy is
+        # mixed_float16; the head or top blocks fitted alone may not be one.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=jit_compile)
 
 
 def _phase_header(classifier, name, unfrozen, epochs, learning_rate, trainable_params, note=""):
@@ -404,7 +411,7 @@ def _run_phase(
 ):
     """Compiles and fits one phase. `model` (default: the classifier) is what `fit` runs."""
     model = classifier if model is None else model
-    _compile(model, classifier.task, learning_rate, label_smoothing, one_hot, jit_compile)
+    _compile(model, classifier, learning_rate, label_smoothing, one_hot, jit_compile)
     trainable_params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     if verbose != 0 and epochs > 0:
         print(header(classifier, name, unfrozen, epochs, learning_rate, trainable_params, note=note))
