@@ -13,6 +13,7 @@ Each run is its own process, so its peak memory (max RSS) is its own.
 
     python benchmarks/cached_features.py                     # VGG16 + ResNet50, 3 repeats
     python benchmarks/cached_features.py --backbones vgg16 --repeats 1
+    python benchmarks/cached_features.py --variants transfer_tf_bf16   # + mixed bfloat16
 
 Data: 100 images per class of `../shared/data/sign-language-digits` (1,000
 images; 806 train, 194 validation by the stable split), 64 px, 5 + 5 epochs, `weights=None`
@@ -182,9 +183,8 @@ def main(argv=None):
                      "repeats": args.repeats, "weights": None, "cpu_count": os.cpu_count()},
         "summary": summary, "variants": variants, "runs": runs,
     }
-    results = RESULTS if not args.variants else RESULTS.with_name("cached_features_variants.json")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(record, indent=2) + "\n")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
     print()
     print("| backbone | phase 1 plain / ours | phase 2 plain / ours | total plain / ours | val acc plain / ours | peak memory plain / ours |")
     print("|---|---|---|---|---|---|")
@@ -200,7 +200,7 @@ def main(argv=None):
         for variant, m in rows.items():
             print(f"  {backbone} {variant}: phase 1 {m['phase1_s']:.0f} s, phase 2 {m['phase2_s']:.0f} s, "
                   f"total {m['total_s']:.0f} s, val acc {m['val_accuracy']:.1%}")
-    print(f"\nWrote {results}")
+    print(f"\nWrote {RESULTS}")
 
 
 if __name__ == "__main__":
