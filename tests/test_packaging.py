@@ -35,8 +35,8 @@ def test_public_api():
         "FlexOpsRequiredError", "ImageClassifier", "ImagePreprocessing", "PhaseResult",
         "Predictions", "TFLiteConfig", "WeightsNotAvailableError", "build_head",
         "classification_metrics", "compare", "data", "evaluate", "export", "fine_tune",
-        "float32_copy", "get_backbone", "keras_cache_dir", "list_backbones", "load", "plots", "predict_dataset",
-        "save", "train_from_scratch", "write_report",
+        "float32_copy", "get_backbone", "keras_cache_dir", "list_backbones", "load", "plots",
+        "predict_dataset", "save", "train_from_scratch", "write_report",
     ]
     assert sorted(ttf.data.__all__) == [
         "AUGMENTATIONS", "ELPV_LICENCE", "IMAGE_EXTENSIONS", "ImageSplits", "RESIZE_POLICIES",

@@ -156,7 +156,8 @@ def export(
     say = print if verbose else (lambda *a, **k: None)
     if classifier is not trained:
         say(f"The classifier computes in {trained.dtype_policy.name}; exporting a float32 copy with "
-            "the same weights (LiteRT has no bfloat16 kernels). Parity is checked against that copy.")
+            "the same weights, which the converter then stores at each precision asked for "
+            "(LiteRT has no bfloat16 kernels). Parity is checked against that copy.")
 
     staging = _staging_folder(out)
     try:
