@@ -99,7 +99,7 @@ def test_train_writes_plots_metrics_and_a_report_linking_only_existing_files(fol
                                    "confusion_matrix.png", "misclassified.png")} <= set(targets)
     assert all((run / t).is_file() for t in targets)
     text = report.read_text()
-    for expected in ("vgg16", "| dark | ", "broken.png", "| head | 1 |",
+    for expected in ("vgg16", "| dtype policy | float32 |", "| dark | ", "broken.png", "| head | 1 |",
                      "| fine_tune | 1 |", "### Validation", "### Test", "Confusion matrix"):
         assert expected in text, expected
     metrics = json.loads((run / "metrics.json").read_text())

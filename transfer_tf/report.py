@@ -128,6 +128,7 @@ def _model_section(config):
     rows = [
         ("backbone", config.get("backbone")), ("weights", config.get("weights")),
         ("image size", " x ".join(map(str, config.get("image_size", [])))),
+        ("dtype policy", config.get("dtype_policy", "not recorded")),
         ("task", config.get("task")), ("classes", ", ".join(config.get("class_names", []))),
         *((key.replace("_", " "), value) for key, value in training.items()),
     ]
