@@ -52,7 +52,7 @@ def test_mixed_bfloat16_trains_the_same_cached_or_not(data):
     for mode in ("off", "memory"):
         clf = classifier("mixed_bfloat16")
         before = weights_of(clf.base)
-        result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=2, fine_tune_epochs=2,
+        result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=1, fine_tune_epochs=2,
                                batch_size=16, seed=0, verbose=0, feature_cache=mode)
         runs[mode] = clf, result, before
     (plain, plain_result, before), (cached, cached_result, _) = runs["off"], runs["memory"]

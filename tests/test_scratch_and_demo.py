@@ -31,7 +31,8 @@ def test_train_from_scratch_trains_everything_with_batchnorm_in_training_mode():
 def test_train_from_scratch_keeps_momentum_when_asked():
     clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
     x, y = separable_data(8, 32, 2)
-    ttf.train_from_scratch(clf, (x, y), epochs=1, bn_momentum=None, verbose=0)
+    # epochs=0: the momentum is set (or kept) before any training step.
+    ttf.train_from_scratch(clf, (x, y), epochs=0, bn_momentum=None, verbose=0)
     assert {l.momentum for l in all_layers(clf.base) if is_batchnorm(l)} == {0.999}
     with pytest.raises(ValueError, match="Received: bn_momentum=1.5"):
         ttf.train_from_scratch(clf, (x, y), bn_momentum=1.5)

@@ -65,7 +65,7 @@ def train_from_scratch(
     Example:
 
     >>> clf = ImageClassifier.from_backbone(
-    ...     "mobilenetv3small", num_classes=2, image_size=32, weights=None)
+    ...     "vgg16", num_classes=2, image_size=32, weights=None)
     >>> x = np.random.uniform(0, 255, (8, 32, 32, 3))
     >>> result = train_from_scratch(clf, (x, np.arange(8) % 2), epochs=1,
     ...                             verbose=0)
