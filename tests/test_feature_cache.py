@@ -26,10 +26,10 @@ def noisy_folder(root, classes=3, per_class=8, size=40, seed=0):
     return Path(root)
 
 
-def classifier(seed=0, num_classes=3, size=32):
+def classifier(seed=0, num_classes=3, size=32, dtype=None):
     keras.utils.set_random_seed(seed)
     return ttf.ImageClassifier.from_backbone("vgg16", num_classes=num_classes, image_size=size,
-                                             weights=None)
+                                             weights=None, dtype=dtype)
 
 
 def weights_of(model):

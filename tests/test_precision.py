@@ -10,13 +10,7 @@ import transfer_tf as ttf
 from transfer_tf.precision import compute_dtypes, dtype_policy_scope
 
 from conftest import separable_data
-from test_feature_cache import weights_of
-
-
-def classifier(dtype, seed=0):
-    keras.utils.set_random_seed(seed)
-    return ttf.ImageClassifier.from_backbone("vgg16", num_classes=3, image_size=32, weights=None,
-                                             dtype=dtype)
+from test_feature_cache import classifier, weights_of
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +19,7 @@ def data():
 
 
 def test_mixed_policy_computes_in_16_bits_with_float32_weights_and_output():
-    clf = classifier("mixed_bfloat16")
+    clf = classifier(dtype="mixed_bfloat16")
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
     assert compute_dtypes(clf.base) == ["bfloat16"]
     assert clf.preprocessor.compute_dtype == "float32"
@@ -38,7 +32,7 @@ def test_mixed_policy_computes_in_16_bits_with_float32_weights_and_output():
 
 def test_bad_dtype_is_refused_and_the_scope_always_restores_the_policy():
     with pytest.raises(ValueError, match="Received: dtype='bfloat16'"):
-        classifier("bfloat16")
+        classifier(dtype="bfloat16")
     with pytest.raises(RuntimeError):
         with dtype_policy_scope("mixed_bfloat16"):
             assert keras.config.dtype_policy().name == "mixed_bfloat16"
@@ -50,7 +44,7 @@ def test_mixed_bfloat16_trains_the_same_cached_or_not(data):
     (x, y), (vx, vy) = data
     runs = {}
     for mode in ("off", "memory"):
-        clf = classifier("mixed_bfloat16")
+        clf = classifier(dtype="mixed_bfloat16")
         before = weights_of(clf.base)
         result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=1, fine_tune_epochs=2,
                                batch_size=16, seed=0, verbose=0, feature_cache=mode)
@@ -72,7 +66,7 @@ def test_disk_cache_is_not_shared_between_precisions(data, tmp_path):
     (x, y), _ = data
     reused = []
     for dtype in ("float32", "mixed_bfloat16"):
-        result = ttf.fine_tune(classifier(dtype), (x, y), head_epochs=1, fine_tune_epochs=0,
+        result = ttf.fine_tune(classifier(dtype=dtype), (x, y), head_epochs=1, fine_tune_epochs=0,
                                batch_size=16, seed=0, verbose=0, feature_cache=tmp_path)
         reused.append(result.cache["reused"])
     assert reused == [False, False]
@@ -88,7 +82,7 @@ def test_mixed_float16_phases_train_with_loss_scaling(data):
         def on_train_begin(self, logs=None):
             seen.append((type(self.model).__name__, type(self.model.optimizer).__name__))
 
-    clf = classifier("mixed_float16")
+    clf = classifier(dtype="mixed_float16")
     result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=1, fine_tune_epochs=1, batch_size=16,
                            seed=0, verbose=0, callbacks=[RecordOptimizer()])
     assert [model for model, _ in seen] == ["Functional", "TopAndHead"]
@@ -98,7 +92,7 @@ def test_mixed_float16_phases_train_with_loss_scaling(data):
 
 def test_float32_copy_and_a_saved_run_keep_the_weights(data, tmp_path):
     (x, y), _ = data
-    clf = classifier("mixed_bfloat16")
+    clf = classifier(dtype="mixed_bfloat16")
     ttf.fine_tune(clf, (x, y), head_epochs=1, fine_tune_epochs=1, batch_size=16, seed=0, verbose=0)
     twin = ttf.float32_copy(clf)
     assert compute_dtypes(twin) == ["float32"] and ttf.float32_copy(twin) is twin

@@ -6,7 +6,7 @@ import keras
 
 from transfer_tf.backbones import get_backbone
 from transfer_tf.head import TASKS, build_head, output_units, validate_head_args
-from transfer_tf.precision import dtype_policy_scope, validate_dtype
+from transfer_tf.precision import dtype_policy_scope
 from transfer_tf.preprocessing import ImagePreprocessing
 from transfer_tf.weights import build_base, describe_weights, normalise_image_size
 
@@ -189,7 +189,6 @@ class ImageClassifier(keras.Model):
         False
         """
         spec = get_backbone(backbone)
-        validate_dtype(dtype)
         num_classes = _resolve_num_classes(num_classes, class_names)
         validate_head_args(
             task=task, num_classes=num_classes, pooling=pooling,
