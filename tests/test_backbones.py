@@ -11,7 +11,8 @@ from transfer_tf.weights import build_base
 REQUIRED = [
     "vgg16", "vgg19", "resnet50", "resnet101", "resnet50v2", "mobilenetv2",
     "mobilenetv3small", "mobilenetv3large", "efficientnetb0", "efficientnetb1",
-    "efficientnetb2", "efficientnetb3", "efficientnetv2b0", "densenet121",
+    "efficientnetb2", "efficientnetb3", "efficientnetv2b0", "efficientnet_lite0",
+    "efficientnet_lite1", "efficientnet_lite2", "densenet121",
     "inceptionv3", "xception", "convnexttiny",
 ]
 SPECS = ttf.list_backbones()

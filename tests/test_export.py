@@ -147,16 +147,28 @@ def test_no_flex_ops_and_the_declared_input_types(exported):
     assert "QUANTIZE" in int8_ops and "CONV_2D" in int8_ops
 
 
-@pytest.mark.parametrize("artefact", ["float32", "int8_uint8_io"])
-def test_mediapipe_image_classifier_returns_label_names(exported, held_out, artefact):
+@pytest.fixture(scope="module")
+def exported_lite0(data, tmp_path_factory):
+    """EfficientNet-Lite0 with its ImageNet weights, the head trained, exported as apps get it."""
+    clf = ttf.ImageClassifier.from_backbone("efficientnet_lite0", class_names=CLASSES, image_size=SIZE)
+    ttf.fine_tune(clf, data.train, head_epochs=3, fine_tune_epochs=0, head_lr=1e-2, verbose=0)
+    out = tmp_path_factory.mktemp("export") / "lite0"
+    return ttf.export(clf, out, precisions=["float32", INT8_IO], data=data, latency_repeats=2, verbose=0)
+
+
+@pytest.mark.parametrize("bundle, artefact", [
+    ("exported", "float32"), ("exported", "int8_uint8_io"),
+    ("exported_lite0", "float32"), ("exported_lite0", "int8_uint8_io"),
+])
+def test_mediapipe_image_classifier_returns_label_names(request, held_out, bundle, artefact):
     mp = pytest.importorskip("mediapipe")
     from mediapipe.tasks.python import BaseOptions, vision
 
-    images = held_out[0]
+    exported = request.getfixturevalue(bundle)
     options = vision.ImageClassifierOptions(
         base_options=BaseOptions(model_asset_path=str(exported.files[artefact])), max_results=3,
     )
-    images = images[:12].round()
+    images = held_out[0][:12].round()
     litert_top = tflite_scores(exported.files[artefact].read_bytes(), images).argmax(-1)
     with vision.ImageClassifier.create_from_options(options) as mediapipe_classifier:
         for image, expected in zip(images, litert_top):

@@ -39,9 +39,9 @@ def test_public_api():
         "predict_dataset", "save", "train_from_scratch", "write_report",
     ]
     assert sorted(ttf.data.__all__) == [
-        "AUGMENTATIONS", "ELPV_LICENCE", "IMAGE_EXTENSIONS", "ImageSplits", "RESIZE_POLICIES",
-        "augmentation", "check_image", "elpv", "from_arrays", "from_directory", "from_tfds",
-        "list_images", "read_image",
+        "AUGMENTATIONS", "ELPV_LICENCE", "ElpvArrays", "IMAGE_EXTENSIONS", "ImageSplits",
+        "RESIZE_POLICIES", "augmentation", "check_image", "elpv", "elpv_arrays", "from_arrays",
+        "from_directory", "from_tfds", "list_images", "read_image", "stratified_sample",
     ]
     assert sorted(ttf.plots.__all__) == [
         "plot_class_distribution", "plot_confusion_matrix", "plot_history", "plot_mistakes",

@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -50,15 +51,13 @@ def test_digit_domains_do_not_overlap():
     assert not any(img.tobytes() in held_out for img in tx)
 
 
-def test_demo_runs_end_to_end_and_saves(tmp_path):
-    record = demo.run_demo(
-        out=tmp_path / "demo", source_epochs=1, head_epochs=1, fine_tune_epochs=1,
-        target_per_class=5, parity_images=100, verbose=0,
-    )
+def test_digits_demo_runs_end_to_end_and_saves(tmp_path):
+    scenario = demo.DigitsDemo(source_epochs=1, head_epochs=1, fine_tune_epochs=1, target_per_class=5)
+    record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=100, verbose=0)
     saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert saved["gain"]["accuracy"] == pytest.approx(
         saved["transfer"]["accuracy"] - saved["from_scratch"]["accuracy"])
-    assert saved["target_test_images"] == 2500 - 25
+    assert saved["target_test_images"] == 2500 - 25 and saved["scenario"] == "digits"
     assert record["transfer"]["num_images"] == 2475
     card = json.loads((tmp_path / "demo" / "export" / "model_card.json").read_text())
     assert card["metrics"]["held_out"]["images"] == 100
@@ -66,3 +65,35 @@ def test_demo_runs_end_to_end_and_saves(tmp_path):
     assert clf.class_names == ["5", "6", "7", "8", "9"]
     assert clf.weights_source is not None  # the source model, not random init
     assert ttf.load(tmp_path / "demo" / "source").class_names == ["0", "1", "2", "3", "4"]
+
+
+def test_elpv_demo_fine_tunes_imagenet_lite0_against_scratch(tmp_path):
+    scenario = demo.ElpvDemo(image_size=32, labelled=40, head_epochs=1, fine_tune_epochs=1)
+    record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=50, verbose=0)
+    assert record["scenario"] == "elpv" and record["settings"]["weights"] == "imagenet"
+    assert record["target_train_images"] == 40 and record["target_test_images"] == 2624 - 40
+    assert record["from_scratch"]["num_images"] == record["transfer"]["num_images"] == 2584
+    clf = ttf.load(tmp_path / "demo")
+    assert clf.backbone_name == "efficientnet_lite0" and clf.weights_source == "imagenet"
+    assert clf.class_names == ["functional", "defective"]
+    assert [p.name for p in clf.training_record.phases] == ["head", "fine_tune"]
+    assert clf.training_record.settings["class_weight"] == "balanced"
+    assert (tmp_path / "demo" / "export" / "model_int8.tflite").is_file()
+
+
+def test_demo_models_are_seeded_whatever_ran_before():
+    scenario = demo.DigitsDemo()
+    first = demo.seeded_classifier(scenario, ["a", "b"], weights=None, seed=3)
+    np.random.default_rng().random(10)
+    keras.random.uniform((5,))
+    ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    again = demo.seeded_classifier(scenario, ["a", "b"], weights=None, seed=3)
+    for a, b in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    other = demo.seeded_classifier(scenario, ["a", "b"], weights=None, seed=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(first.get_weights(), other.get_weights()))
+
+
+def test_unknown_demo_scenario_is_refused():
+    with pytest.raises(ValueError, match="Received: scenario='cats'"):
+        demo.run_demo("cats")

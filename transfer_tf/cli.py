@@ -132,10 +132,15 @@ def build_parser():
                         help="single-image runs per artefact, median reported (default: 50)")
     export.add_argument("--json", action="store_true", help="print the parity report as JSON")
 
-    demo = sub.add_parser("demo", parents=[common], help="offline demo: transfer between digit sets")
+    demo = sub.add_parser("demo", parents=[common],
+                          help="offline demo: ImageNet transfer against training from scratch")
+    demo.add_argument("--scenario", choices=("elpv", "digits"), default="elpv",
+                      help="elpv: ImageNet EfficientNet-Lite0 on 300 solar cells; digits: "
+                           "pretrain on digits 0-4, fine-tune on 5-9 (default: elpv)")
     demo.add_argument("--out", default="saved_models/demo", help="(default: saved_models/demo)")
-    demo.add_argument("--weights", type=_weights, default=None,
-                      help="start from imagenet or a weights file instead of source pretraining")
+    demo.add_argument("--weights", type=_weights, default=argparse.SUPPRESS,
+                      help="the transfer model's start (default: imagenet for elpv, source "
+                           "pretraining for digits)")
     demo.add_argument("--seed", type=int, default=0, help="(default: 0)")
     return parser
 
@@ -226,15 +231,21 @@ def load_config(path):
 
 
 def run_backbones(args):
-    from transfer_tf.backbones import get_backbone, list_backbones
+    from transfer_tf.backbones import list_backbones
 
-    specs = [get_backbone(name) for name in list_backbones()]
+    specs = list_backbones()
     if args.json:
         print(json.dumps([_backbone_row(s) for s in specs], indent=2))
         return 0
-    print(f"{'name':<18}{'size':>6}{'min':>6}  {'preprocessing':<14}blocks (bottom to top)")
+    print(f"{'name':<20}{'size':>6}{'min':>6}  {'preprocessing':<14}{'imagenet offline':<18}"
+          "blocks (bottom to top)")
     for s in specs:
-        print(f"{s.name:<18}{s.default_size:>6}{s.min_size:>6}  {s.preprocessing:<14}{', '.join(s.block_names)}")
+        offline = "yes" if s.imagenet_offline else "no"
+        print(f"{s.name:<20}{s.default_size:>6}{s.min_size:>6}  {s.preprocessing:<14}{offline:<18}"
+              f"{', '.join(s.block_names)}")
+    print("\nImageNet weights: " + "; ".join(f"{s.name}: {s.imagenet_source}" for s in specs
+                                            if s.packaged_weights is not None))
+    print("The others download from Keras on first use (weights=PATH works offline).")
     return 0
 
 
@@ -355,9 +366,11 @@ def run_export(args):
 
 
 def run_demo(args):
-    from transfer_tf.demo import run_demo as demo
+    from transfer_tf.demo import SCENARIOS, run_demo as demo
 
-    demo(out=args.out, weights=args.weights, seed=args.seed, verbose=0 if args.quiet else 2)
+    start = {"weights": args.weights} if hasattr(args, "weights") else {}
+    demo(SCENARIOS[args.scenario](**start), out=args.out, seed=args.seed,
+         verbose=0 if args.quiet else 2)
     return 0
 
 
@@ -390,10 +403,9 @@ def _blocks(value):
 
 
 def _backbone_row(spec):
-    return {
-        "name": spec.name, "default_size": spec.default_size, "min_size": spec.min_size,
-        "preprocessing": spec.preprocessing, "blocks": list(spec.block_names),
-    }
+    row = spec.to_dict()
+    del row["keras_application"]
+    return row
 
 
 def _subparsers(parser):

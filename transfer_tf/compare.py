@@ -178,7 +178,7 @@ def compare(
     def model(start):
         return ImageClassifier.from_backbone(
             spec.name, class_names=splits.class_names, image_size=size, weights=start,
-            pooling=pooling, dropout=dropout, dtype=dtype,
+            pooling=pooling, dropout=dropout, dtype=dtype, seed=seed,
         )
 
     common = dict(class_weight=weight_by_class, seed=seed, verbose=verbose)

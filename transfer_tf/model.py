@@ -138,6 +138,7 @@ class ImageClassifier(keras.Model):
         dropout=0.2,
         hidden_units=(),
         dtype=None,
+        seed=None,
     ):
         """Builds a classifier on a registered backbone, its base frozen.
 
@@ -168,6 +169,10 @@ class ImageClassifier(keras.Model):
                 instructions, slightly less exact. `export` writes a float32
                 copy. Defaults to `None`: Keras's global policy
                 (`keras.config.dtype_policy()`), float32 unless set.
+            seed: int or `None`. Seeds Python, NumPy and Keras before the
+                layers are made, so the initial weights (the head's, and
+                the base's with `weights=None`) depend on the seed only, not
+                on what ran before. Defaults to `None`.
 
         Returns:
             An `ImageClassifier` whose base is frozen (not trainable).
@@ -197,6 +202,8 @@ class ImageClassifier(keras.Model):
         image_size = normalise_image_size(
             spec.default_size if image_size is None else image_size, spec
         )
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
         with dtype_policy_scope(dtype):
             base = build_base(spec, image_size, weights)
             base.trainable = False

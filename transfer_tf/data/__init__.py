@@ -9,21 +9,25 @@ counts and any files that were skipped. Any batched `tf.data.Dataset` of
 from transfer_tf.data.augment import AUGMENTATIONS, augmentation
 from transfer_tf.data.directory import from_directory, list_images
 from transfer_tf.data.images import IMAGE_EXTENSIONS, RESIZE_POLICIES, check_image, read_image
-from transfer_tf.data.sources import ELPV_LICENCE, elpv, from_arrays, from_tfds
+from transfer_tf.data.sources import ELPV_LICENCE, ElpvArrays, elpv, elpv_arrays, from_arrays, from_tfds
+from transfer_tf.data.split import stratified_sample
 from transfer_tf.data.splits import ImageSplits
 
 __all__ = [
     "AUGMENTATIONS",
     "ELPV_LICENCE",
+    "ElpvArrays",
     "IMAGE_EXTENSIONS",
     "RESIZE_POLICIES",
     "ImageSplits",
     "augmentation",
     "check_image",
     "elpv",
+    "elpv_arrays",
     "from_arrays",
     "from_directory",
     "from_tfds",
     "list_images",
     "read_image",
+    "stratified_sample",
 ]

@@ -1,5 +1,8 @@
 """Labelled images from arrays, TensorFlow Datasets, and the built-in ELPV set."""
 
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,7 @@ import tensorflow as tf
 
 from transfer_tf._text import first_line
 from transfer_tf.data.augment import augmentation
+from transfer_tf.data.images import read_image, validate_resize
 from transfer_tf.data.pipeline import tensor_dataset
 from transfer_tf.data.split import SPLITS
 from transfer_tf.data.splits import (
@@ -270,12 +274,7 @@ def elpv(
         ImportError: if the `elpv-dataset` package is not installed.
         ValueError: for an unknown task or module type.
     """
-    if task not in ELPV_TASKS:
-        raise ValueError(f"task must be one of {list(ELPV_TASKS)}. Received: task={task!r}")
-    if module_type not in (None, *ELPV_MODULE_TYPES):
-        raise ValueError(
-            f"module_type must be 'mono', 'poly' or None. Received: module_type={module_type!r}"
-        )
+    _check_elpv_args(task, module_type)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
         batch_size=batch_size, augment=augment, resize=resize,
@@ -283,13 +282,8 @@ def elpv(
     table = elpv_table()
     items = []
     for path, probability, kind in table:
-        if module_type is not None and kind != module_type:
-            continue
-        if task == "defective":
-            label = int(probability >= 0.5)
-        else:
-            label = int(round(probability * 3))
-        items.append((path, label, path.name))
+        if module_type is None or kind == module_type:
+            items.append((path, _elpv_label(probability, task), path.name))
     splits = splits_from_files(
         items, ELPV_TASKS[task], image_size=normalise_image_size(image_size, None),
         resize=resize, validation_split=validation_split, test_split=test_split, seed=seed,
@@ -301,6 +295,69 @@ def elpv(
         print(f"ELPV: {len(items)} solar-cell images. {ELPV_LICENCE}")
         print(splits.summary())
     return splits
+
+
+@dataclasses.dataclass
+class ElpvArrays:
+    """The ELPV images in memory, in the package's order.
+
+    Attributes:
+        images: uint8 array `(n, height, width, 3)`.
+        labels: int array `(n,)`, indices into `class_names`.
+        class_names: list of str.
+        module_types: array `(n,)` of `"mono"` or `"poly"`.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list
+    module_types: np.ndarray
+
+
+def elpv_arrays(*, image_size=96, task="defective", module_type=None, resize="stretch"):
+    """The ELPV images as arrays, for experiments that split them themselves.
+
+    Decodes every image once (in threads). See `elpv` for the data, its
+    licence and the tasks.
+
+    Args:
+        image_size: int or tuple. Defaults to `96`.
+        task: str. `"defective"` or `"probability"`. Defaults to
+            `"defective"`.
+        module_type: str or `None`. `"mono"`, `"poly"` or `None` (both).
+            Defaults to `None`.
+        resize: str. Resize policy. Defaults to `"stretch"`.
+
+    Returns:
+        `ElpvArrays`.
+
+    Raises:
+        ImportError: if the `elpv-dataset` package is not installed.
+        ValueError: for an unknown task, module type or resize policy.
+    """
+    _check_elpv_args(task, module_type)
+    validate_resize(resize)
+    size = normalise_image_size(image_size, None)
+    rows = [row for row in elpv_table() if module_type is None or row[2] == module_type]
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        images = list(pool.map(lambda row: read_image(row[0], size, resize), rows))
+    return ElpvArrays(
+        images=np.stack(images), labels=np.array([_elpv_label(p, task) for _, p, _ in rows]),
+        class_names=list(ELPV_TASKS[task]), module_types=np.array([kind for _, _, kind in rows]),
+    )
+
+
+def _check_elpv_args(task, module_type):
+    if task not in ELPV_TASKS:
+        raise ValueError(f"task must be one of {list(ELPV_TASKS)}. Received: task={task!r}")
+    if module_type not in (None, *ELPV_MODULE_TYPES):
+        raise ValueError(
+            f"module_type must be 'mono', 'poly' or None. Received: module_type={module_type!r}"
+        )
+
+
+def _elpv_label(probability, task):
+    return int(probability >= 0.5) if task == "defective" else int(round(probability * 3))
 
 
 def elpv_table():

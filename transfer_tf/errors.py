@@ -1,0 +1,5 @@
+"""Exceptions shared across modules."""
+
+
+class WeightsNotAvailableError(FileNotFoundError):
+    """Raised when pretrained weights can be neither downloaded nor found."""
