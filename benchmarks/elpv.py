@@ -77,8 +77,6 @@ def run(args):
     import keras
 
     import transfer_tf as ttf
-    from transfer_tf.system_info import cpu_summary
-
     started = time.perf_counter()
     cells = ttf.data.elpv_arrays(image_size=args.image_size, task="probability")
     train, test = ttf.data.stratified_sample(cells.labels, TRAIN_CELLS, seed=args.seed)
@@ -130,7 +128,7 @@ def run(args):
     return {
         "split": {"train": int(len(train)), "test": int(len(test)), "seed": args.seed,
                   "stratified_on": "defect probability (4 classes)"},
-        "image_size": args.image_size, "rows": rows, "cpu": cpu_summary(),
+        "image_size": args.image_size, "rows": rows, "cpu": ttf.cpu_summary(),
         "total_seconds": time.perf_counter() - started,
     }
 

@@ -12,7 +12,8 @@ import transfer_tf as ttf
 # The modules whose public docstrings carry runnable examples.
 MODULES = [
     "backbones", "preprocessing", "model", "training", "scratch", "evaluation",
-    "data.augment", "data.sources", "exporting.tflite", "metrics", "plots", "precision",
+    "data.augment", "data.sources", "data.split", "exporting.tflite", "metrics", "plots",
+    "precision",
 ]
 
 

@@ -31,12 +31,14 @@ def test_ci_runs_the_readme_commands_verbatim():
 
 def test_public_api():
     assert sorted(ttf.__all__) == [
-        "BackboneSpec", "Block", "ComparisonResult", "ExportResult", "FineTuneResult",
-        "FlexOpsRequiredError", "ImageClassifier", "ImagePreprocessing", "PhaseResult",
-        "Predictions", "TFLiteConfig", "WeightsNotAvailableError", "build_head",
-        "classification_metrics", "compare", "data", "evaluate", "export", "fine_tune",
-        "float32_copy", "get_backbone", "keras_cache_dir", "list_backbones", "load", "plots",
-        "predict_dataset", "save", "train_from_scratch", "write_report",
+        "BackboneSpec", "Block", "ComparisonResult", "DataSettings", "ExportResult",
+        "FineTuneResult", "FineTuneSettings", "FlexOpsRequiredError", "ImageClassifier",
+        "ImagePreprocessing", "ModelSettings", "PhaseResult", "Predictions", "ScratchSettings",
+        "TFLiteConfig", "WeightsNotAvailableError", "all_layers", "block_layers", "build_head",
+        "classification_metrics", "compare", "cpu_summary", "data", "evaluate", "export",
+        "fine_tune", "float32_copy", "get_backbone", "is_batchnorm", "keras_cache_dir",
+        "list_backbones", "load", "plots", "predict_dataset", "predict_files", "save",
+        "split_base", "train_from_scratch", "write_report",
     ]
     assert sorted(ttf.data.__all__) == [
         "AUGMENTATIONS", "ELPV_LICENCE", "ElpvArrays", "IMAGE_EXTENSIONS", "ImageSplits",

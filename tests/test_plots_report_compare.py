@@ -11,7 +11,7 @@ from transfer_tf import cli, plots
 from transfer_tf.evaluation import Predictions
 from transfer_tf.metrics import classification_metrics
 from transfer_tf.report import REPORT_FILE, write_report
-from transfer_tf.training import FineTuneResult, PhaseResult
+from transfer_tf.records import FineTuneResult, PhaseResult
 
 from image_files import write_bad, write_class_folder
 

@@ -7,7 +7,7 @@ import pytest
 import transfer_tf as ttf
 from transfer_tf.backbones import block_layers
 from transfer_tf.freezing import all_layers, is_batchnorm
-from transfer_tf.training import _class_weight
+from transfer_tf.training import class_weight_for
 
 from conftest import random_images, separable_data
 
@@ -208,11 +208,11 @@ def test_balanced_class_weight():
     clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=3, image_size=32, weights=None)
     labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
     ds = tf.data.Dataset.from_tensor_slices((random_images(10, 32), labels)).batch(4)
-    weights = _class_weight("balanced", ds, clf)
+    weights = class_weight_for("balanced", ds, clf)
     assert weights == pytest.approx({0: 10 / 18, 1: 10 / 9, 2: 10 / 3})
     missing = tf.data.Dataset.from_tensor_slices((random_images(4, 32), np.array([0, 0, 1, 1]))).batch(2)
     with pytest.raises(ValueError, match=r"no images of \['2'\]"):
-        _class_weight("balanced", missing, clf)
+        class_weight_for("balanced", missing, clf)
 
 
 def test_label_smoothing_and_class_weight_train():

@@ -3,7 +3,6 @@
 import urllib.error
 
 import h5py
-import keras
 import numpy as np
 import pytest
 
@@ -65,7 +64,7 @@ def test_saved_classifier_as_source_reuses_base_and_replaces_head(tmp_path):
     assert target.head.output.shape[-1] == 2
     assert target.base.trainable is False
     images = random_images(2, 32)
-    same_size = build_base("resnet50", 32, weights=tmp_path / "source_run")
+    same_size = build_base("resnet50", 32, weights=ttf.load(tmp_path / "source_run"))
     np.testing.assert_array_equal(_outputs(same_size, images), _outputs(source.base, images))
     assert target.weights_source == str((tmp_path / "source_run").resolve())
 

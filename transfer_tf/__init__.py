@@ -1,68 +1,66 @@
 """transfer_tf: transfer learning with Keras 3 and TensorFlow.
 
-A pretrained `keras.applications` backbone, a small head, a two-phase
-trainer that keeps BatchNorm frozen, data loaders that survive bad files,
-run folders that load safely with plots and a report, a comparison
-against training from scratch, and exports (SavedModel, TFLite with
-metadata) checked against the Keras model. `transfer-tf` is the command line.
+A pretrained `keras.applications` backbone (or EfficientNet-Lite, with its
+ImageNet weights offline), a small head, a two-phase trainer that keeps
+BatchNorm frozen, data loaders that survive bad files, run folders that load
+safely with plots and a report, a comparison against training from scratch,
+and exports (SavedModel, TFLite with metadata) checked against the Keras
+model. `transfer-tf` is the command line.
+
+`import transfer_tf` is quick: it loads no TensorFlow. Each public name
+loads its module on first use. Before TensorFlow loads, the package sets
+TensorFlow's fastest safe CPU settings where the user has not set them (see
+`cpu_settings`).
 """
 
-import os as _os
-
-# TensorFlow's C++ start-up banners are noise for users of this library.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import importlib
 
 __version__ = "0.1.0"
 
-from transfer_tf._native_logs import load_tensorflow_quietly as _load_tensorflow  # noqa: E402
+from transfer_tf.cpu_settings import apply_defaults as _apply_cpu_defaults  # noqa: E402
 
-_load_tensorflow()
+_apply_cpu_defaults()
 
-from transfer_tf import data, plots  # noqa: E402
-from transfer_tf.backbones import BackboneSpec, Block, get_backbone, list_backbones  # noqa: E402
-from transfer_tf.compare import ComparisonResult, compare  # noqa: E402
-from transfer_tf.evaluation import Predictions, evaluate, predict_dataset  # noqa: E402
-from transfer_tf.exporting import ExportResult, FlexOpsRequiredError, TFLiteConfig, export  # noqa: E402
-from transfer_tf.head import build_head  # noqa: E402
-from transfer_tf.model import ImageClassifier  # noqa: E402
-from transfer_tf.metrics import classification_metrics  # noqa: E402
-from transfer_tf.precision import float32_copy  # noqa: E402
-from transfer_tf.preprocessing import ImagePreprocessing  # noqa: E402
-from transfer_tf.report import write_report  # noqa: E402
-from transfer_tf.saving import load, save  # noqa: E402
-from transfer_tf.scratch import train_from_scratch  # noqa: E402
-from transfer_tf.training import FineTuneResult, PhaseResult, fine_tune  # noqa: E402
-from transfer_tf.cache_dirs import keras_cache_dir  # noqa: E402
-from transfer_tf.errors import WeightsNotAvailableError  # noqa: E402
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "BackboneSpec": "backbones", "Block": "backbones", "block_layers": "backbones",
+    "get_backbone": "backbones", "list_backbones": "backbones", "split_base": "backbones",
+    "keras_cache_dir": "cache_dirs",
+    "ComparisonResult": "compare", "compare": "compare",
+    "cpu_summary": "cpu_settings",
+    "WeightsNotAvailableError": "errors",
+    "Predictions": "evaluation", "evaluate": "evaluation", "predict_dataset": "evaluation",
+    "ExportResult": "exporting", "FlexOpsRequiredError": "exporting", "TFLiteConfig": "exporting",
+    "export": "exporting",
+    "all_layers": "freezing", "is_batchnorm": "freezing",
+    "build_head": "head",
+    "classification_metrics": "metrics",
+    "ImageClassifier": "model", "load": "model",
+    "float32_copy": "precision",
+    "ImagePreprocessing": "preprocessing",
+    "FineTuneResult": "records", "PhaseResult": "records",
+    "write_report": "report",
+    "save": "saving",
+    "train_from_scratch": "scratch",
+    "DataSettings": "settings", "FineTuneSettings": "settings", "ModelSettings": "settings",
+    "ScratchSettings": "settings",
+    "fine_tune": "training",
+    "predict_files": "workflows",
+}
+_SUBMODULES = ("data", "plots")
 
-__all__ = [
-    "BackboneSpec",
-    "Block",
-    "ComparisonResult",
-    "ExportResult",
-    "FineTuneResult",
-    "FlexOpsRequiredError",
-    "ImageClassifier",
-    "ImagePreprocessing",
-    "PhaseResult",
-    "Predictions",
-    "TFLiteConfig",
-    "WeightsNotAvailableError",
-    "build_head",
-    "classification_metrics",
-    "compare",
-    "data",
-    "evaluate",
-    "export",
-    "fine_tune",
-    "float32_copy",
-    "get_backbone",
-    "keras_cache_dir",
-    "list_backbones",
-    "load",
-    "plots",
-    "predict_dataset",
-    "save",
-    "train_from_scratch",
-    "write_report",
-]
+__all__ = sorted([*_PUBLIC, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -2,19 +2,15 @@
 
 TensorFlow's C++ code logs through absl before any setting can reach it
 (`TF_CPP_MIN_LOG_LEVEL` no longer stops the oneDNN and CUDA lines), so the
-command line would open with half a dozen lines of noise on every run. For
-the `transfer-tf` command only, and not with `--debug`, native stderr is
-pointed at /dev/null while TensorFlow loads and probes its devices. Library
-users see TensorFlow's output unchanged.
+command line would open with half a dozen lines of noise on every run. The
+`transfer-tf` command (not with `--debug`) points native stderr at
+/dev/null while TensorFlow loads and probes its devices. Library users see
+TensorFlow's output unchanged.
 """
 
 import contextlib
 import os
 import sys
-
-
-def running_cli():
-    return os.path.basename(sys.argv[0]) == "transfer-tf" and "--debug" not in sys.argv
 
 
 @contextlib.contextmanager
@@ -36,10 +32,13 @@ def quiet_native_stderr(enabled):
         os.close(saved)
 
 
-def load_tensorflow_quietly():
-    """Imports TensorFlow (and probes devices) with native stderr silenced when in the CLI."""
-    with quiet_native_stderr(running_cli()):
+def load_tensorflow_quietly(quiet=True):
+    """Imports TensorFlow and probes its devices, native stderr silenced when `quiet`."""
+    if "tensorflow" in sys.modules:
+        return
+    if quiet:  # TensorFlow's INFO and WARNING lines during the run too
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet_native_stderr(quiet):
         import tensorflow as tf
 
-        if running_cli():
-            tf.config.list_physical_devices("GPU")
+        tf.config.list_physical_devices("GPU")

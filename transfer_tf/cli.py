@@ -8,9 +8,13 @@
     transfer-tf export RUN --precision float32 int8
     transfer-tf demo
 
-Settings of `train` may also come from a YAML or TOML file (`--config`);
-flags given on the command line override it. Errors print one line and exit
-with status 1 (`--debug` shows the traceback).
+The options of `train` and `compare` are generated from the settings
+classes (`settings.py`). Settings of `train` may also come from a YAML or
+TOML file (`--config`); flags given on the command line override it. Errors
+print one line and exit with status 1 (`--debug` shows the traceback).
+
+Building the parser loads no TensorFlow, so `--help` answers at once; a
+command loads it (quietly) when it runs.
 """
 
 import argparse
@@ -20,7 +24,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-from transfer_tf.precision import DTYPE_POLICIES
+from transfer_tf._native_logs import load_tensorflow_quietly
+from transfer_tf.settings import (
+    DataSettings, FineTuneSettings, ModelSettings, ScratchSettings, add_arguments, parse_weights,
+)
 
 PROG = "transfer-tf"
 _PRECISION_CHOICES = ("float32", "float16", "dynamic-range", "int8")
@@ -40,6 +47,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
+        load_tensorflow_quietly(quiet=not args.debug)
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `transfer-tf backbones | head`
         sys.stdout = open(os.devnull, "w")
@@ -76,10 +84,7 @@ def build_parser():
     train.add_argument("--config", help="YAML or TOML file of settings; flags override it")
     train.add_argument("--out", help="run folder to write (default: saved_models/DATA_DIR-BACKBONE)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
-    _add_model_and_data_arguments(train)
-    train.add_argument("--test-split", type=float, default=0.0, help="(default: 0)")
-    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                       help="stop a phase after PATIENCE epochs without a lower validation loss")
+    add_arguments(train, ModelSettings, DataSettings, FineTuneSettings)
 
     compare = sub.add_parser("compare", parents=[common],
                              help="feature extraction vs fine-tuning vs from scratch on your data")
@@ -87,9 +92,7 @@ def build_parser():
     compare.add_argument("--out", help="folder for the table, JSON and plot "
                                        "(default: saved_models/compare-DATA_DIR-BACKBONE)")
     compare.add_argument("--overwrite", action="store_true", help="replace an earlier comparison at --out")
-    _add_model_and_data_arguments(compare)
-    compare.add_argument("--scratch-lr", type=float, default=1e-3,
-                         help="learning rate from scratch (default: 1e-3)")
+    add_arguments(compare, ModelSettings, DataSettings, FineTuneSettings, ScratchSettings)
     compare.add_argument("--json", action="store_true", help="print the result as JSON")
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="metrics of a run on a folder of images")
@@ -138,43 +141,11 @@ def build_parser():
                       help="elpv: ImageNet EfficientNet-Lite0 on 300 solar cells; digits: "
                            "pretrain on digits 0-4, fine-tune on 5-9 (default: elpv)")
     demo.add_argument("--out", default="saved_models/demo", help="(default: saved_models/demo)")
-    demo.add_argument("--weights", type=_weights, default=argparse.SUPPRESS,
+    demo.add_argument("--weights", type=parse_weights, default=argparse.SUPPRESS,
                       help="the transfer model's start (default: imagenet for elpv, source "
                            "pretraining for digits)")
     demo.add_argument("--seed", type=int, default=0, help="(default: 0)")
     return parser
-
-
-def _add_model_and_data_arguments(parser):
-    """The options `train` and `compare` share: backbone, epochs, data loading."""
-    parser.add_argument("--backbone", default="resnet50", help="see `transfer-tf backbones` (default: resnet50)")
-    parser.add_argument("--weights", default="imagenet", type=_weights,
-                        help="imagenet, none, or a weights file / run folder (default: imagenet)")
-    parser.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
-    parser.add_argument("--head-epochs", type=int, default=5, help="phase 1 epochs (default: 5)")
-    parser.add_argument("--fine-tune-epochs", type=int, default=5, help="phase 2 epochs (default: 5)")
-    parser.add_argument("--unfreeze-blocks", type=_blocks, default=1,
-                        help="top blocks trained in phase 2: a number or 'all' (default: 1)")
-    parser.add_argument("--head-lr", type=float, default=1e-3, help="phase 1 learning rate (default: 1e-3)")
-    parser.add_argument("--fine-tune-lr", type=float, help="phase 2 learning rate (default: head-lr / 100)")
-    parser.add_argument("--augment", default="none", choices=("none", "light", "strong"),
-                        help="augmentation of the training images (default: none)")
-    parser.add_argument("--resize", default="stretch", choices=("stretch", "crop", "pad"),
-                        help="how images reach the input size (default: stretch)")
-    parser.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
-    parser.add_argument("--validation-split", type=float, default=0.2, help="(default: 0.2)")
-    parser.add_argument("--class-weight", choices=("none", "balanced"), default="none",
-                        help="weigh classes by inverse frequency (default: none)")
-    parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="(default: avg)")
-    parser.add_argument("--dropout", type=float, default=0.2, help="(default: 0.2)")
-    parser.add_argument("--dtype", choices=DTYPE_POLICIES,
-                        help="compute in 16 bits with mixed_bfloat16 (CPUs with bfloat16 instructions, "
-                             "TPUs) or mixed_float16 (GPUs); weights stay float32 (default: float32)")
-    parser.add_argument("--cache", action="store_true", help="keep decoded images in memory")
-    parser.add_argument("--feature-cache", default="auto", type=_feature_cache, metavar="MODE",
-                        help="run the frozen base once: auto (memory up to 4 GB, else disk), "
-                             "memory, off, or a folder to keep and reuse them in (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
 
 
 def apply_config(parser, command, path):
@@ -191,7 +162,7 @@ def apply_config(parser, command, path):
             known = ", ".join(sorted(d.replace("_", "-") for d in actions))
             raise ValueError(f"unknown setting {key!r} in {path}. Known settings: {known}")
         action = actions[dest]
-        if action.type is not None and value is not None and (isinstance(value, str) or action.type is float):
+        if action.type is not None and isinstance(value, str):
             try:
                 value = action.type(value)
             except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
@@ -255,18 +226,10 @@ def run_train(args):
     if args.data_dir is None:
         raise ValueError("train needs DATA_DIR (an argument or `data_dir` in --config)")
     out = args.out or f"saved_models/{Path(args.data_dir).resolve().name}-{args.backbone}"
-    verbose = 0 if args.quiet else 1
     _, splits, result = train_run(
-        args.data_dir, out, backbone=args.backbone, weights=args.weights,
-        image_size=args.image_size, head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks,
-        head_lr=args.head_lr, fine_tune_lr=args.fine_tune_lr, augment=args.augment,
-        resize=args.resize, batch_size=args.batch_size,
-        validation_split=args.validation_split, test_split=args.test_split,
-        class_weight=None if args.class_weight == "none" else args.class_weight,
-        early_stopping_patience=args.early_stopping, pooling=args.pooling,
-        dropout=args.dropout, dtype=args.dtype, cache=args.cache, feature_cache=args.feature_cache,
-        seed=args.seed, overwrite=args.overwrite, verbose=verbose,
+        args.data_dir, out, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
+        training=FineTuneSettings.from_args(args), overwrite=args.overwrite,
+        verbose=0 if args.quiet else 1,
     )
     if not args.quiet:
         print("\nData:\n" + splits.summary())
@@ -276,30 +239,13 @@ def run_train(args):
 
 
 def run_compare(args):
-    from transfer_tf.backbones import get_backbone
-    from transfer_tf.compare import check_output, compare
-    from transfer_tf.data.directory import from_directory
-    from transfer_tf.weights import normalise_image_size
+    from transfer_tf.workflows import compare_run
 
-    spec = get_backbone(args.backbone)  # --resize is checked by argparse's choices
-    size = normalise_image_size(args.image_size or spec.default_size, spec)
-    out = Path(args.out or f"saved_models/compare-{Path(args.data_dir).resolve().name}-{spec.name}")
-    check_output(out, args.overwrite)  # before the images are read
-    verbose = 0 if (args.quiet or args.json) else 1
-    splits = from_directory(
-        args.data_dir, image_size=size, validation_split=args.validation_split,
-        seed=args.seed, batch_size=args.batch_size, augment=args.augment, resize=args.resize,
-        cache=args.cache, verbose=bool(verbose),
-    )
-    if verbose:
-        print("\nData:\n" + splits.summary())
-    result = compare(
-        splits, backbone=spec.name, weights=args.weights, head_epochs=args.head_epochs,
-        fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks,
-        head_lr=args.head_lr, fine_tune_lr=args.fine_tune_lr, scratch_lr=args.scratch_lr,
-        class_weight=None if args.class_weight == "none" else args.class_weight,
-        pooling=args.pooling, dropout=args.dropout, dtype=args.dtype,
-        feature_cache=args.feature_cache, seed=args.seed, out=out, overwrite=args.overwrite, verbose=verbose,
+    out = args.out or f"saved_models/compare-{Path(args.data_dir).resolve().name}-{args.backbone}"
+    result, _ = compare_run(
+        args.data_dir, out, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
+        training=FineTuneSettings.from_args(args), scratch_lr=ScratchSettings.from_args(args).learning_rate,
+        overwrite=args.overwrite, verbose=0 if (args.quiet or args.json) else 1,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -338,25 +284,15 @@ def run_predict(args):
 
 
 def run_export(args):
-    from transfer_tf.exporting import TFLiteConfig, export
-    from transfer_tf.workflows import run_splits
+    from transfer_tf.workflows import export_run
 
-    precisions = [TFLiteConfig.from_name(name) for name in dict.fromkeys(args.precision)]
-    int8_options = {"integer_io": args.integer_io}
-    if args.calibration_images is not None:
-        int8_options["num_calibration_images"] = args.calibration_images
-    if args.integer_io or args.calibration_images is not None:
-        if "int8" not in args.precision:
-            raise ValueError("--integer-io and --calibration-images apply to int8; add int8 to --precision")
-        precisions = [TFLiteConfig.int8(**int8_options) if c.precision == "int8" else c
-                      for c in precisions]
-    verbose = 0 if (args.quiet or args.json) else 1
-    data = run_splits(args.run, args.data, verbose=bool(verbose)) if args.data else None
-    result = export(
-        args.run, args.out, precisions=precisions, data=data,
+    result = export_run(
+        args.run, args.out, precisions=args.precision, integer_io=args.integer_io,
+        calibration_images=args.calibration_images, data_dir=args.data,
         allow_flex_ops=args.allow_flex_ops, name=args.name, description=args.description,
         version=args.model_version, num_parity_images=args.parity_images,
-        latency_repeats=args.latency_repeats, overwrite=args.overwrite, verbose=verbose,
+        latency_repeats=args.latency_repeats, overwrite=args.overwrite,
+        verbose=0 if (args.quiet or args.json) else 1,
     )
     if args.json:
         print(json.dumps(result.parity, indent=2))
@@ -383,23 +319,6 @@ COMMANDS = {
     "export": run_export,
     "demo": run_demo,
 }
-
-
-def _feature_cache(value):
-    return value if value in ("auto", "memory", "off") else Path(value)
-
-
-def _weights(value):
-    return None if value.lower() == "none" else value
-
-
-def _blocks(value):
-    if str(value).lower() == "all":
-        return "all"
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {value!r}") from None
 
 
 def _backbone_row(spec):

@@ -16,12 +16,13 @@ import json
 from pathlib import Path
 
 from transfer_tf.backbones import get_backbone
+from transfer_tf.checks import normalise_image_size
 from transfer_tf.model import ImageClassifier
-from transfer_tf.precision import validate_dtype
 from transfer_tf.plots import plot_validation_curves
 from transfer_tf.scratch import train_from_scratch
+from transfer_tf.settings import FineTuneSettings, ModelSettings, ScratchSettings, fill, keywords_of
+from transfer_tf.staging import staged_folder
 from transfer_tf.training import fine_tune
-from transfer_tf.weights import normalise_image_size
 
 METHODS = ("feature_extraction", "fine_tuning", "from_scratch")
 DESCRIPTIONS = {
@@ -76,55 +77,31 @@ class ComparisonResult:
         return plot_validation_curves(self.curves, boundaries=self.boundaries, path=path)
 
 
-def compare(
-    splits,
-    *,
-    backbone="resnet50",
-    weights="imagenet",
-    image_size=None,
-    head_epochs=5,
-    fine_tune_epochs=5,
-    unfreeze_blocks=1,
-    head_lr=1e-3,
-    fine_tune_lr=None,
-    scratch_lr=1e-3,
-    class_weight=None,
-    pooling="avg",
-    dropout=0.2,
-    dtype=None,
-    feature_cache="auto",
-    seed=0,
-    out=None,
-    overwrite=False,
-    verbose=1,
-):
+@keywords_of(ModelSettings, FineTuneSettings)
+def compare(splits, *, model=None, training=None, scratch_lr=1e-3, seed=0, out=None, overwrite=False,
+            verbose=1, **keywords):
     """Trains one architecture three ways on the same data and compares them.
 
     Each method gets `head_epochs + fine_tune_epochs` epochs: feature
     extraction trains the head for all of them; fine-tuning splits them into
     its two phases; from scratch trains every layer for all of them, with
     BatchNorm momentum 0.9 (see `train_from_scratch`). The same seed fixes
-    the order of the training images for all three.
+    every model's initial weights and the order of the training images for
+    all three.
 
     Args:
         splits: `ImageSplits` with a validation split (e.g. from
             `data.from_directory`), at the image size of the model.
-        backbone: str. See `list_backbones()`. Defaults to `"resnet50"`.
-        weights: `"imagenet"`, a weights file, a run folder or a trained
-            `ImageClassifier`: the pretrained start of the two transfer
-            methods. `None` starts them
-            from random weights too, which compares recipes, not transfer.
-            Defaults to `"imagenet"`.
-        image_size: int, tuple or `None`. Defaults to the splits' size.
-        head_epochs, fine_tune_epochs, unfreeze_blocks, head_lr,
-            fine_tune_lr: as in `fine_tune`.
+        model: `ModelSettings` or `None`. The backbone, its pretrained
+            `weights` (the start of the two transfer methods; `None` starts
+            them from random weights too, which compares recipes, not
+            transfer), pooling, dropout, dtype. `image_size` defaults to the
+            splits'. Defaults to `None` (the defaults, resnet50 on ImageNet).
+        training: `FineTuneSettings` or `None`. The epochs, learning rates
+            and other settings of the two transfer methods. Defaults to
+            `None` (the defaults).
         scratch_lr: float. Adam learning rate from scratch. Defaults to
             `1e-3`.
-        class_weight: dict, `"balanced"` or `None`. For all three. Defaults
-            to `None`.
-        pooling, dropout, dtype: as in `ImageClassifier.from_backbone`.
-        feature_cache: as in `fine_tune`, for the two transfer methods.
-            Defaults to `"auto"`.
         seed: int. Defaults to `0`.
         out: str, path or `None`. Folder for `compare.json`, `compare.md` and
             `compare.png`. Defaults to `None` (nothing written).
@@ -132,6 +109,9 @@ def compare(
             replaced. Defaults to `False`.
         verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
             Defaults to `1`.
+        **keywords: any field of `ModelSettings` or `FineTuneSettings`
+            (`backbone="vgg16"`, `head_epochs=3`, `class_weight="balanced"`,
+            ...), changing the settings above.
 
     Returns:
         `ComparisonResult`.
@@ -139,6 +119,7 @@ def compare(
     Raises:
         ValueError: for unknown names, bad epochs, splits without
             validation images or of another image size.
+        TypeError: for an unknown keyword.
         FileExistsError: if `out` holds a comparison and `overwrite` is
             False.
 
@@ -148,13 +129,14 @@ def compare(
     >>> result = compare(splits, backbone="resnet50")            # doctest: +SKIP
     >>> print(result.table())                                    # doctest: +SKIP
     """
-    spec = get_backbone(backbone)
-    validate_dtype(dtype)
-    size = normalise_image_size(splits.image_size if image_size is None else image_size, spec)
-    for key, value in (("head_epochs", head_epochs), ("fine_tune_epochs", fine_tune_epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{key} must be an int >= 0. Received: {key}={value!r}")
-    if head_epochs + fine_tune_epochs < 1:
+    given = fill({"model": ModelSettings, "training": FineTuneSettings}, keywords,
+                 {"model": model, "training": training}, caller="compare")
+    model, training = given["model"], given["training"].replace(seed=seed)
+    scratch = ScratchSettings(epochs=training.head_epochs + training.fine_tune_epochs,
+                              learning_rate=scratch_lr, class_weight=training.class_weight, seed=seed)
+    spec = get_backbone(model.backbone)
+    size = normalise_image_size(splits.image_size if model.image_size is None else model.image_size, spec)
+    if scratch.epochs < 1:
         raise ValueError("compare needs at least one epoch: head_epochs + fine_tune_epochs >= 1.")
     if splits.validation is None:
         raise ValueError(
@@ -164,52 +146,45 @@ def compare(
     if tuple(splits.image_size) != tuple(size):
         raise ValueError(
             f"The splits hold {tuple(splits.image_size)} images but the models take {size}; "
-            f"load the data at image_size={size}. Received: image_size={image_size!r}"
+            f"load the data at image_size={size}. Received: image_size={model.image_size!r}"
         )
     if out is not None:
         out = Path(out)
         check_output(out, overwrite)
-    if weights is None and verbose:
+    if model.weights is None and verbose:
         print("weights=None: the transfer methods start from random weights too, so this "
               "compares training recipes, not pretrained against random weights.")
-    budget = head_epochs + fine_tune_epochs
-    weight_by_class = splits.class_weight() if class_weight == "balanced" else class_weight
 
-    def model(start):
+    def classifier(start):
         return ImageClassifier.from_backbone(
             spec.name, class_names=splits.class_names, image_size=size, weights=start,
-            pooling=pooling, dropout=dropout, dtype=dtype, seed=seed,
+            pooling=model.pooling, dropout=model.dropout, dtype=model.dtype, seed=seed,
         )
 
-    common = dict(class_weight=weight_by_class, seed=seed, verbose=verbose)
+    head_only = training.replace(head_epochs=scratch.epochs, fine_tune_epochs=0, unfreeze_blocks=0)
     records = {}
     for method in METHODS:
         if verbose:
             print(f"\n== {method.replace('_', ' ')}: {DESCRIPTIONS[method]} ==")
         if method == "from_scratch":
-            records[method] = train_from_scratch(
-                model(None), splits.train, splits.validation, epochs=budget,
-                learning_rate=scratch_lr, **common)
+            records[method] = train_from_scratch(classifier(None), splits.train, splits.validation,
+                                                 settings=scratch, verbose=verbose)
         else:
-            tuned = method == "fine_tuning"
             records[method] = fine_tune(
-                model(weights), splits.train, splits.validation,
-                head_epochs=head_epochs if tuned else budget,
-                fine_tune_epochs=fine_tune_epochs if tuned else 0,
-                unfreeze_blocks=unfreeze_blocks if tuned else 0,
-                head_lr=head_lr, fine_tune_lr=fine_tune_lr, feature_cache=feature_cache, **common)
+                classifier(model.weights), splits.train, splits.validation,
+                settings=training if method == "fine_tuning" else head_only, verbose=verbose)
     result = ComparisonResult(
         rows=[_row(method, record) for method, record in records.items()],
         curves={m: list(r.history.get("val_accuracy", [])) for m, r in records.items()},
         boundaries={m: (r.phase_boundary if len(r.phases) == 2 and r.phases[1].epochs else None)
                     for m, r in records.items()},
         settings=dict(
-            backbone=spec.name, weights=_weights_name(weights),
-            image_size=list(size), head_epochs=head_epochs, fine_tune_epochs=fine_tune_epochs,
-            unfreeze_blocks=unfreeze_blocks, head_lr=head_lr,
-            fine_tune_lr=records["fine_tuning"].settings["fine_tune_lr"], scratch_lr=scratch_lr,
-            class_weight=class_weight if isinstance(class_weight, (str, type(None))) else "custom",
-            seed=seed, counts=splits.counts,
+            **{k: v for k, v in model.to_dict().items() if k not in ("weights", "image_size")},
+            weights=_weights_name(model.weights), image_size=list(size),
+            **{k: v for k, v in training.to_dict().items()
+               if k in ("head_epochs", "fine_tune_epochs", "unfreeze_blocks", "head_lr",
+                        "fine_tune_lr", "class_weight")},
+            scratch_lr=scratch_lr, seed=seed, counts=splits.counts,
         ),
     )
     if out is not None:
@@ -243,15 +218,15 @@ def _row(method, record):
 
 
 def _write(result, out):
-    out.mkdir(parents=True, exist_ok=True)
-    result.plot(path=out / COMPARE_PLOT)
     settings = ", ".join(f"{k}={v}" for k, v in result.settings.items() if k != "counts")
-    (out / COMPARE_TABLE).write_text(
-        f"# Transfer learning against training from scratch\n\nSettings: {settings}\n\n"
-        f"{result.table()}\n\n![Validation accuracy per epoch]({COMPARE_PLOT})\n"
-    )
     # compare.json last: its presence marks a finished comparison.
-    (out / COMPARE_JSON).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    with staged_folder(out, last=COMPARE_JSON) as staging:
+        result.plot(path=staging / COMPARE_PLOT)
+        (staging / COMPARE_TABLE).write_text(
+            f"# Transfer learning against training from scratch\n\nSettings: {settings}\n\n"
+            f"{result.table()}\n\n![Validation accuracy per epoch]({COMPARE_PLOT})\n"
+        )
+        (staging / COMPARE_JSON).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
 
 
 def _weights_name(weights):

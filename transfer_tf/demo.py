@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transfer_tf.cpu_settings import cpu_summary
 from transfer_tf.data import from_arrays
 from transfer_tf.data.sources import ELPV_LICENCE, elpv_arrays
 from transfer_tf.data.split import stratified_sample
@@ -274,7 +275,7 @@ def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PA
         "transfer": results["transfer"], "from_scratch": results["from_scratch"],
         "gain": gain, "export": exported.parity,
         "seconds": {**timings, "total": time.perf_counter() - started},
-        "seed": seed, "versions": package_versions(),
+        "seed": seed, "versions": package_versions(), "machine": cpu_summary(),
     }
     (out / "demo.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     say("\n" + format_demo(record, out))

@@ -7,11 +7,13 @@ blocks below them is fixed too, so it is cached in the same pass and only the
 top blocks and the head run each epoch.
 
 Equivalence with the uncached path is by construction. A dataset transfer_tf
-built carries a `Recipe`; the cached datasets are that recipe's index order
-(the same seeded shuffle, so the same batches in the same order, epoch for
-epoch) with each index looked up in the cache instead of decoded and run
-through the base. The head, its dropout and the optimizer see the same
-inputs in the same order, up to float rounding.
+built has a `Recipe` whose index dataset is the dataset's own shuffled index
+stage; the cached datasets are derived from it, so they share its shuffle op
+and draw the same order, batch for batch and epoch for epoch, with each index
+looked up in the cache instead of decoded and run through the base. The head,
+its dropout and the optimizer see the same inputs in the same order, up to
+float rounding. The cache only answers "which model, on which data" for each
+phase; it changes nothing in the classifier.
 
 The cache lives in memory when it fits `MEMORY_BUDGET`, else in `.npy` files
 under the cache folder, keyed on the backbone, a hash of the base weights,
@@ -37,19 +39,8 @@ from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.freezing import blocks_to_unfreeze
 from transfer_tf.precision import compute_dtypes
 
-CACHE_MODES = ("auto", "memory", "off")
 MEMORY_BUDGET = 4 * 2**30
 FORMAT_VERSION = 1
-
-
-def validate_mode(mode):
-    """Accepts `"auto"`, `"memory"`, `"off"` or a folder as a path object."""
-    if mode in CACHE_MODES or isinstance(mode, os.PathLike):
-        return
-    raise ValueError(
-        f"feature_cache must be one of {', '.join(CACHE_MODES)} or a folder as a "
-        f"pathlib.Path. Received: feature_cache={mode!r}"
-    )
 
 
 @dataclasses.dataclass
@@ -79,121 +70,136 @@ class CacheReport:
 
 
 @dataclasses.dataclass
-class PhaseInput:
-    """What one phase fits: `model` (`None`: the classifier), its data, and a note for the header."""
+class PhaseData:
+    """What one phase fits: the model (the classifier or a part of it), its data, a note."""
 
     model: object
-    data: tuple
-    note: str
+    train: object
+    validation: object
+    note: str = ""
 
-    def fit_args(self, prepare):
-        """`_run_phase` keywords; `prepare` maps each dataset (e.g. to one-hot labels)."""
-        train, validation = (None if d is None else prepare(d) for d in self.data)
-        return dict(model=self.model, train=train, validation=validation, note=self.note)
+
+class Uncached:
+    """Every phase fits the whole classifier on the images."""
+
+    def __init__(self, classifier, train, validation):
+        self.images = PhaseData(classifier, train, validation)
+
+    def head_phase(self):
+        return self.images
+
+    def fine_tune_phase(self, unfrozen):
+        return self.images
 
 
 def start(classifier, train, validation, unfreeze_blocks, mode, *, verbose):
-    """A `FeatureCache` for this data and its `CacheReport`, or `(None, report)` and why not.
+    """The cache for this run, or `Uncached` and why not, with its `CacheReport`.
 
     Call after the base is frozen: the cache holds what the frozen base computes.
     """
-    reason = FeatureCache.why_not(train, validation, mode)
+    reason = why_not(train, validation, mode)
     if reason:
-        if verbose and mode != "off":
+        if verbose and str(mode) != "off":
             print(f"Features not cached: {reason}. The base runs on every image every epoch.")
-        return None, CacheReport(used=False, reason=reason)
-    cache = FeatureCache(classifier, train, validation, unfreeze_blocks, mode, MEMORY_BUDGET, verbose)
+        return Uncached(classifier, train, validation), CacheReport(used=False, reason=reason)
+    cache = FeatureCache.compute(classifier, train, validation, unfreeze_blocks, mode, verbose=verbose)
     return cache, cache.report
 
 
+def why_not(train, validation, mode):
+    """The reason features cannot be cached for this data, or `""`."""
+    if str(mode) == "off":
+        return "feature_cache='off'"
+    for name, data in (("train_data", train), ("validation_data", validation)):
+        if data is None:
+            continue
+        recipe = recipe_of(data)
+        if recipe is None:
+            return (f"{name} is a tf.data pipeline transfer_tf did not build (or one mapped "
+                    "since), so its images cannot be matched to cached features; pass arrays "
+                    "or the datasets of ttf.data loaders")
+        if recipe.augmented:
+            return f"{name} is augmented: every epoch sees new images"
+    return ""
+
+
 class FeatureCache:
-    """Cached base outputs (and phase 2 activations) of a train/validation pair."""
+    """Cached base outputs (and phase 2 activations) of a train/validation pair.
 
-    def __init__(self, classifier, train, validation, unfreeze_blocks, mode, memory_budget, verbose):
+    Build one with `FeatureCache.compute`. It answers one question per
+    phase: which model, on which data. Datasets come from each split's
+    `Recipe`: the same index order as the images, looked up in the cache.
+    """
+
+    def __init__(self, classifier, train, validation, cut, top, arrays, report):
         self.classifier = classifier
-        self.recipes = {"train": recipe_of(train)}
+        self.datasets = {"train": train, "validation": validation}
+        self.cut = cut
+        self.top = top
+        self.arrays = arrays
+        self.report = report
+
+    @classmethod
+    def compute(cls, classifier, train, validation, unfreeze_blocks, mode, *, verbose):
+        """Runs the frozen base once over both splits (or loads an earlier run's files)."""
+        recipes = {"train": recipe_of(train)}
         if validation is not None:
-            self.recipes["validation"] = recipe_of(validation)
-        spec = classifier.backbone_spec
-        unfrozen = blocks_to_unfreeze(classifier, unfreeze_blocks)
-        self.cut = None
-        if unfrozen and unfreeze_blocks != "all" and spec is not None and unfrozen[0] != spec.block_names[0]:
-            self.cut = unfrozen[0]
-        if self.cut is not None:
-            self.bottom, self.top = split_base(classifier.base, spec, self.cut)
-        else:
-            self.bottom, self.top = None, None
-        # One index order for both phases, so phase 2 goes on with the epochs
-        # where phase 1 stopped, as one dataset does in the uncached path.
-        self.orders = {split: recipe.order() for split, recipe in self.recipes.items()}
-        self.arrays = {}
-        self.report = CacheReport(used=True, cut=self.cut)
-        self._fill(mode, memory_budget, verbose)
-
-    @staticmethod
-    def why_not(train, validation, mode):
-        """The reason features cannot be cached for this data, or `""`."""
-        if str(mode) == "off":
-            return "feature_cache='off'"
-        for name, data in (("train_data", train), ("validation_data", validation)):
-            if data is None:
-                continue
-            recipe = recipe_of(data)
-            if recipe is None:
-                return (f"{name} is a tf.data pipeline transfer_tf did not build (or one mapped "
-                        "since), so its images cannot be matched to cached features; pass arrays "
-                        "or the datasets of ttf.data loaders")
-            if recipe.augmented:
-                return f"{name} is augmented: every epoch sees new images"
-        return ""
-
-    # -- what each phase fits -------------------------------------------
+            recipes["validation"] = recipe_of(validation)
+        cut = cut_block(classifier, unfreeze_blocks)
+        bottom, top = (None, None) if cut is None else split_base(
+            classifier.base, classifier.backbone_spec, cut)
+        arrays, report = _Filler(classifier, recipes, cut, bottom, top).fill(mode, MEMORY_BUDGET, verbose)
+        return cls(classifier, train, validation, cut, top, arrays, report)
 
     def head_phase(self):
         """Phase 1: the head alone, on the cached base outputs."""
         self.report.phases = ["head"]
-        return PhaseInput(self.classifier.head, self.head_data(), "cached base outputs")
+        return PhaseData(self.classifier.head, *self._datasets("features"), "cached base outputs")
 
     def fine_tune_phase(self, unfrozen):
         """Phase 2: the unfrozen blocks + head on cached activations, where there is a cut."""
         if self.cut is not None:
             self.report.phases.append("fine_tune")
             model = TopAndHead(self.top, self.classifier.head, name="top_and_head")
-            return PhaseInput(model, self.top_data(), f"cached activations below {self.cut}")
+            return PhaseData(model, *self._datasets("activations"), f"cached activations below {self.cut}")
         if not unfrozen:
             self.report.phases.append("fine_tune")
-            return PhaseInput(self.classifier.head, self.head_data(), "cached base outputs")
-        return PhaseInput(None, self.image_data(), "")  # the whole base trains, on images
-
-    # -- datasets -------------------------------------------------------
-
-    def head_data(self):
-        """`(train, validation)` of cached base outputs, for the head alone."""
-        return self._datasets("features")
-
-    def top_data(self):
-        """`(train, validation)` of cached activations at the cut, for the top blocks + head."""
-        return self._datasets("activations")
-
-    def image_data(self):
-        """`(train, validation)` of images in the same running order (phase 2 on the whole base)."""
-        return tuple(
-            None if split not in self.orders else _lookup(
-                self.orders[split], self.recipes[split].images_for, _image_spec(self.classifier))
-            for split in ("train", "validation")
-        )
+            return PhaseData(self.classifier.head, *self._datasets("features"), "cached base outputs")
+        # The whole base trains: the images, in the order the cached phase 1 left them.
+        return PhaseData(self.classifier, self.datasets["train"], self.datasets["validation"])
 
     def _datasets(self, kind):
         return tuple(
-            None if split not in self.orders else _lookup(
-                self.orders[split], self.arrays[split][kind].__getitem__,
+            None if self.datasets[split] is None else recipe_of(self.datasets[split]).batches(
+                self.arrays[split][kind].__getitem__,
                 tf.TensorSpec((None, *self.arrays[split][kind].shape[1:]), tf.float32))
             for split in ("train", "validation")
         )
 
-    # -- computing ------------------------------------------------------
 
-    def _fill(self, mode, memory_budget, verbose):
+def cut_block(classifier, unfreeze_blocks):
+    """The first block phase 2 trains when it is not the first of the base, else `None`."""
+    spec = classifier.backbone_spec
+    unfrozen = blocks_to_unfreeze(classifier, unfreeze_blocks)
+    if unfrozen and unfreeze_blocks != "all" and spec is not None and unfrozen[0] != spec.block_names[0]:
+        return unfrozen[0]
+    return None
+
+
+class _Filler:
+    """Computes (or reloads) the cached tensors of each split."""
+
+    def __init__(self, classifier, recipes, cut, bottom, top):
+        self.classifier = classifier
+        self.recipes = recipes
+        self.cut = cut
+        self.bottom = bottom
+        self.top = top
+
+    def fill(self, mode, memory_budget, verbose):
+        """Returns `(arrays, report)`: per split, per kind (`features`, `activations`), an array."""
+        report = CacheReport(used=True, cut=self.cut)
+        arrays = {}
         kinds = {"features": self.classifier.base.output.shape[1:]}
         if self.cut is not None:
             kinds["activations"] = self.bottom.output.shape[1:]
@@ -203,31 +209,32 @@ class FeatureCache:
         folder = None
         if on_disk:
             folder = (feature_cache_dir() if str(mode) == "auto" else Path(mode)) / self._key()
-        self.report.location = "memory" if folder is None else str(folder)
-        self.report.megabytes = total / 2**20
+        report.location = "memory" if folder is None else str(folder)
+        report.megabytes = total / 2**20
         start = time.perf_counter()
         reused = folder is not None and all((folder / f"{s}_{k}.npy").is_file()
                                             for s in counts for k in kinds)
         if reused:
             for split in counts:
-                self.arrays[split] = {k: np.load(folder / f"{split}_{k}.npy", mmap_mode="r") for k in kinds}
+                arrays[split] = {k: np.load(folder / f"{split}_{k}.npy", mmap_mode="r") for k in kinds}
             if verbose:
-                print(f"Feature cache: reusing {self.report.megabytes:,.0f} MB from {folder}")
+                print(f"Feature cache: reusing {report.megabytes:,.0f} MB from {folder}")
         else:
             if verbose:
                 cut = f", and the activations below {self.cut} for phase 2" if self.cut else ""
                 where = "in memory" if folder is None else f"in {folder}"
                 images = " + ".join(f"{n} {s}" for s, n in counts.items())
                 print(f"Feature cache: running the frozen base once over {images} images{cut} "
-                      f"({self.report.megabytes:,.0f} MB {where}) ...")
+                      f"({report.megabytes:,.0f} MB {where}) ...")
             for split, recipe in self.recipes.items():
-                self.arrays[split] = self._compute(recipe, kinds, folder, split, verbose)
+                arrays[split] = self._compute(recipe, kinds, folder, split, verbose)
             if folder is not None:
                 (folder / "key.json").write_text(json.dumps(self._key_fields, indent=2) + "\n")
-        self.report.seconds = time.perf_counter() - start
-        self.report.reused = reused
+        report.seconds = time.perf_counter() - start
+        report.reused = reused
         if verbose and not reused:
-            print(f"Feature cache: done in {self.report.seconds:.1f} s.")
+            print(f"Feature cache: done in {report.seconds:.1f} s.")
+        return arrays, report
 
     def _compute(self, recipe, kinds, folder, split, verbose):
         arrays, partial = {}, {}
@@ -314,18 +321,3 @@ class TopAndHead(keras.Model):
 
 def _image_spec(classifier):
     return tf.TensorSpec((None, *classifier.image_size, 3), tf.float32)
-
-
-def _numpy_call(function, index, spec):
-    values = tf.numpy_function(
-        lambda i: np.asarray(function(i), dtype=np.float32), [index], tf.float32, stateful=False)
-    values.set_shape(spec.shape)
-    return values
-
-
-def _lookup(order, function, spec):
-    """`order`'s batches of `(indices, labels)` as `(function(indices), labels)`."""
-    return order.map(
-        lambda index, labels: (_numpy_call(function, index, spec), labels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).prefetch(tf.data.AUTOTUNE)

@@ -9,6 +9,9 @@ for a nested functional base, hence both.
 
 import keras
 
+from transfer_tf.backbones import block_layers
+from transfer_tf.checks import is_int
+
 
 def all_layers(model):
     """Yields every layer of `model`, descending into nested models."""
@@ -51,9 +54,7 @@ def blocks_to_unfreeze(classifier, unfreeze_blocks):
             f"Received: unfreeze_blocks={unfreeze_blocks!r}"
         )
     count = len(spec.blocks)
-    if isinstance(unfreeze_blocks, bool) or not isinstance(unfreeze_blocks, int) or not (
-        0 <= unfreeze_blocks <= count
-    ):
+    if not is_int(unfreeze_blocks) or not 0 <= unfreeze_blocks <= count:
         raise ValueError(
             f"unfreeze_blocks must be 'all' or an int from 0 to {count} ({spec.name} "
             f"has blocks {', '.join(spec.block_names)}). "
@@ -76,8 +77,6 @@ def unfreeze_top_blocks(classifier, unfreeze_blocks, *, train_bn=False):
     Returns:
         The names of the unfrozen blocks, input side first.
     """
-    from transfer_tf.backbones import block_layers
-
     names = blocks_to_unfreeze(classifier, unfreeze_blocks)
     base = classifier.base
     if not names:

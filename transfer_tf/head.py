@@ -6,8 +6,8 @@ it can be trained on features computed once and cached.
 
 import keras
 
-TASKS = ("multiclass", "binary", "multilabel")
-POOLINGS = ("avg", "max")
+from transfer_tf.checks import check_choice, check_int, check_number, is_int
+from transfer_tf.choices import POOLINGS, TASKS
 
 
 def output_units(task, num_classes):
@@ -21,12 +21,8 @@ def output_units(task, num_classes):
 
 def validate_head_args(*, task, num_classes, pooling, dropout, hidden_units):
     """Raises `ValueError` if any head argument is out of range."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(
-            f"num_classes must be a positive integer. Received: num_classes={num_classes!r}"
-        )
+    check_choice("task", task, TASKS)
+    check_int("num_classes", num_classes, minimum=1)
     if task == "binary" and num_classes != 2:
         raise ValueError(
             "A binary task has exactly 2 classes (one sigmoid output for the "
@@ -36,11 +32,9 @@ def validate_head_args(*, task, num_classes, pooling, dropout, hidden_units):
         raise ValueError(
             f"A {task} task needs at least 2 classes. Received: num_classes={num_classes}"
         )
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
-    if any(not isinstance(u, int) or u < 1 for u in hidden_units):
+    check_choice("pooling", pooling, POOLINGS)
+    check_number("dropout", dropout, at_least=0, below=1)
+    if any(not is_int(u) or u < 1 for u in hidden_units):
         raise ValueError(
             "hidden_units must be positive integers. "
             f"Received: hidden_units={tuple(hidden_units)!r}"

@@ -1,14 +1,18 @@
-"""`ImageClassifier`: raw pixels -> preprocessing -> frozen base -> head."""
+"""`ImageClassifier`: raw pixels -> preprocessing -> frozen base -> head; and `load`."""
 
 import copy
 
 import keras
 
+from transfer_tf import saving
 from transfer_tf.backbones import get_backbone
-from transfer_tf.head import TASKS, build_head, output_units, validate_head_args
+from transfer_tf.checks import check_choice, normalise_image_size
+from transfer_tf.choices import TASKS
+from transfer_tf.head import build_head, output_units, validate_head_args
 from transfer_tf.precision import dtype_policy_scope
 from transfer_tf.preprocessing import ImagePreprocessing
-from transfer_tf.weights import build_base, describe_weights, normalise_image_size
+from transfer_tf.records import FineTuneResult
+from transfer_tf.weights import build_base, describe_weights, is_saved_model_path
 
 
 @keras.saving.register_keras_serializable(package="transfer_tf")
@@ -72,8 +76,7 @@ class ImageClassifier(keras.Model):
         class_names = [str(name) for name in class_names]
         if len(set(class_names)) != len(class_names):
             raise ValueError(f"class_names must be unique. Received: class_names={class_names}")
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
+        check_choice("task", task, TASKS)
         if head_units != output_units(task, len(class_names)):
             raise ValueError(
                 f"The head has {head_units} outputs, which does not fit a {task} "
@@ -202,10 +205,11 @@ class ImageClassifier(keras.Model):
         image_size = normalise_image_size(
             spec.default_size if image_size is None else image_size, spec
         )
+        source = load(weights) if is_saved_model_path(weights) else weights
         if seed is not None:
             keras.utils.set_random_seed(seed)
         with dtype_policy_scope(dtype):
-            base = build_base(spec, image_size, weights)
+            base = build_base(spec, image_size, source)
             base.trainable = False
             head = build_head(
                 base.output.shape[1:], num_classes, task=task, pooling=pooling,
@@ -234,9 +238,7 @@ class ImageClassifier(keras.Model):
             return super().save(filepath, overwrite=overwrite, **kwargs)
         if kwargs:
             raise TypeError(f"Unexpected arguments for a run folder: {sorted(kwargs)}")
-        from transfer_tf.saving import save
-
-        return save(self, filepath, overwrite=overwrite, data_summary=data_summary)
+        return saving.save(self, filepath, overwrite=overwrite, data_summary=data_summary)
 
     def get_config(self):
         config = super().get_config()
@@ -270,3 +272,36 @@ def _resolve_num_classes(num_classes, class_names):
             f"class_names. Received: class_names={list(class_names)}"
         )
     return len(class_names)
+
+
+def load(path):
+    """Loads a classifier from a run folder (or a single `.keras` file).
+
+    Keras's `safe_mode` stays on: a model that would need to deserialise
+    Python code (a `Lambda` layer) is refused, so opening someone else's run
+    folder never runs code from it. The model comes back uncompiled (no
+    optimizer state): predicting, evaluating and exporting need none, and
+    `fine_tune` compiles its own.
+
+    Args:
+        path: str or path. A run folder written by `save`, or a `.keras` file.
+
+    Returns:
+        The `ImageClassifier` (or, for a `.keras` file of another model, that
+        `keras.Model`). A classifier loaded from a trained run carries its
+        `training_record`.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist or the folder lacks
+            `model.keras`.
+        ValueError: if a file of the run is damaged.
+
+    Example:
+
+    >>> clf.save("saved_models/flowers")          # doctest: +SKIP
+    >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
+    """
+    model, history = saving.load_run(path)
+    if isinstance(model, ImageClassifier) and history is not None:
+        model.training_record = FineTuneResult.from_dict(history)
+    return model

@@ -13,9 +13,8 @@ import copy
 
 import keras
 
+from transfer_tf.choices import DTYPE_POLICIES
 from transfer_tf.freezing import all_layers
-
-DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def validate_dtype(dtype):

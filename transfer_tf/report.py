@@ -5,13 +5,15 @@ images, writes the plots under `RUN/plots/`, the held-out metrics to
 `RUN/metrics.json` and `RUN/report.md`, which links only files it wrote.
 """
 
-import json
 from pathlib import Path
 
 from transfer_tf import plots
 from transfer_tf.evaluation import format_metrics, predict_dataset, prediction_metrics
+from transfer_tf.model import load
+from transfer_tf.run_data import run_data
 from transfer_tf.saving import (
-    CONFIG_FILE, DATA_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, load, read_json,
+    CONFIG_FILE, DATA_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, read_json,
+    write_metrics,
 )
 
 REPORT_FILE = "report.md"
@@ -88,9 +90,8 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
                      predictions, classifier.class_names, names=names)
     if evaluations:
         held_out = "test" if "test" in evaluations else "validation"
-        (run / METRICS_FILE).write_text(
-            json.dumps({"split": held_out, **evaluations[held_out]}, indent=2) + "\n")
-    data = splits.to_dict() if splits is not None else _read_optional(run / DATA_FILE)
+        write_metrics(run, {"split": held_out, **evaluations[held_out]})
+    data = splits.to_dict() if splits is not None else run_data(run)
     text = report_markdown(run, config, record, data, evaluations, plot_files)
     path = run / REPORT_FILE
     partial = run / f".{REPORT_FILE}.partial"
@@ -194,7 +195,3 @@ def _cell(value):
     if isinstance(value, dict):
         value = ", ".join(f"{k}={v}" for k, v in value.items())
     return str(value).replace("|", "\\|")
-
-
-def _read_optional(path):
-    return read_json(path) if path.is_file() else None

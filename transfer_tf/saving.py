@@ -1,4 +1,4 @@
-"""Run folders: save a classifier with its labels, config and history; load it.
+"""Run folders: the files a classifier is saved as, written safely, read safely.
 
 A run folder holds `model.keras` (loaded with Keras's `safe_mode` on, so it
 cannot run code), `labels.txt` (one class name per line), `config.json`
@@ -7,16 +7,17 @@ package versions) and, once trained, `history.json`.
 """
 
 import json
-import os
 import platform
-import shutil
-import tempfile
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import keras
 
+from transfer_tf import __version__
 from transfer_tf._text import first_line
+from transfer_tf.cpu_settings import cpu_summary
+from transfer_tf.staging import staged_folder
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
@@ -29,16 +30,9 @@ FORMAT_VERSION = 1
 
 def package_versions():
     """Returns the versions of Python and the packages a run depends on."""
-    import numpy
-    import tensorflow
-
-    import transfer_tf
-
     return {
-        "transfer_tf": transfer_tf.__version__,
-        "tensorflow": tensorflow.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
+        "transfer_tf": __version__,
+        **{name: metadata.version(name) for name in ("tensorflow", "keras", "numpy")},
         "python": platform.python_version(),
     }
 
@@ -47,8 +41,9 @@ def save(classifier, directory, *, overwrite=True, data_summary=None):
     """Writes a classifier's run folder.
 
     Files are written to a temporary folder beside `directory` first and
-    moved into place only when all are complete, so a failure leaves no
-    half-written run behind.
+    moved into place only when all are complete (`config.json` last), so a
+    failure leaves no half-written run behind. Other files of an existing
+    run folder (plots, the report, an export) are kept.
 
     Args:
         classifier: `ImageClassifier`.
@@ -73,61 +68,30 @@ def save(classifier, directory, *, overwrite=True, data_summary=None):
         raise FileExistsError(
             f"{directory} already holds a saved model; pass overwrite=True to replace it."
         )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    record = classifier.training_record
+    with staged_folder(directory, last=CONFIG_FILE, remove=(HISTORY_FILE, DATA_FILE)) as staging:
         keras.Model.save(classifier, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
-        record = classifier.training_record
-        _write_json(staging / CONFIG_FILE, _run_config(classifier, record))
+        write_json(staging / CONFIG_FILE, _run_config(classifier, record))
         if record is not None:
-            _write_json(staging / HISTORY_FILE, record.to_dict())
+            write_json(staging / HISTORY_FILE, record.to_dict())
         if data_summary is not None:
-            _write_json(staging / DATA_FILE, data_summary)
-        if not directory.exists():
-            staging.rename(directory)
-        else:
-            for name in (HISTORY_FILE, DATA_FILE):
-                stale = directory / name
-                if not (staging / name).exists() and stale.exists():
-                    stale.unlink()
-            # config.json last: its presence marks a complete folder.
-            for name in (MODEL_FILE, LABELS_FILE, HISTORY_FILE, DATA_FILE, CONFIG_FILE):
-                if (staging / name).exists():
-                    os.replace(staging / name, directory / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            write_json(staging / DATA_FILE, data_summary)
     return directory
 
 
-def load(path):
-    """Loads a classifier from a run folder (or a single `.keras` file).
-
-    Keras's `safe_mode` stays on: a model that would need to deserialise
-    Python code (a `Lambda` layer) is refused, so opening someone else's run
-    folder never runs code from it.
-
-    Args:
-        path: str or path. A run folder written by `save`, or a `.keras` file.
+def load_run(path):
+    """Reads a run folder (or a single `.keras` file) with Keras's `safe_mode` on.
 
     Returns:
-        The `ImageClassifier` (or, for a `.keras` file of another model, that
-        `keras.Model`). A classifier loaded from a trained run carries its
-        `training_record`.
+        `(model, history)`: the Keras model and the `history.json` data, or
+        `None` when there is none.
 
     Raises:
         FileNotFoundError: if `path` does not exist or the folder lacks
             `model.keras`.
         ValueError: if a file of the run is damaged.
-
-    Example:
-
-    >>> clf.save("saved_models/flowers")          # doctest: +SKIP
-    >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
     """
-    from transfer_tf.model import ImageClassifier
-    from transfer_tf.training import FineTuneResult
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No transfer_tf run folder or .keras file at {path}.")
@@ -143,16 +107,26 @@ def load(path):
     else:
         model_file = path
     try:
-        model = keras.saving.load_model(model_file, safe_mode=True)
+        # compile=False: predicting, evaluating and exporting need no optimizer
+        # state, and the trainers compile their own.
+        model = keras.saving.load_model(model_file, safe_mode=True, compile=False)
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f"Could not load {model_file}: the file is damaged or is not a model "
             f"saved by transfer_tf ({first_line(error)}). Save the model again."
         ) from None
     history_file = path / HISTORY_FILE if path.is_dir() else None
-    if isinstance(model, ImageClassifier) and history_file and history_file.is_file():
-        model.training_record = FineTuneResult.from_dict(read_json(history_file))
-    return model
+    history = read_json(history_file) if history_file and history_file.is_file() else None
+    return model, history
+
+
+def write_metrics(run, metrics):
+    """Writes `RUN/metrics.json` (through a partial file: never half-written)."""
+    path = Path(run) / METRICS_FILE
+    partial = path.with_name(f".{path.name}.partial")
+    write_json(partial, metrics)
+    partial.replace(path)
+    return path
 
 
 def _run_config(classifier, record):
@@ -168,6 +142,7 @@ def _run_config(classifier, record):
         "class_names": classifier.class_names,
         "training": None if record is None else record.settings,
         "versions": package_versions(),
+        "machine": cpu_summary(),
     }
 
 
@@ -176,7 +151,7 @@ def labels_text(class_names):
     return "\n".join(class_names) + "\n"
 
 
-def _write_json(path, data):
+def write_json(path, data):
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -16,25 +16,15 @@ momentum is lowered (to `0.9` by default) before training.
 import keras
 
 from transfer_tf.freezing import all_layers, is_batchnorm
-from transfer_tf.training import (
-    FineTuneResult, _as_dataset, _class_weight, _plain_class_weight, _run_phase,
-)
+from transfer_tf.phases import FitOptions, Phase, run_phase
+from transfer_tf.records import FineTuneResult
+from transfer_tf.settings import ScratchSettings, fill, keywords_of
+from transfer_tf.training import check_class_weight, class_weight_for, training_data
 
 
-def train_from_scratch(
-    classifier,
-    train_data,
-    validation_data=None,
-    *,
-    epochs=10,
-    learning_rate=1e-3,
-    bn_momentum=0.9,
-    batch_size=None,
-    callbacks=(),
-    class_weight=None,
-    seed=None,
-    verbose="auto",
-):
+@keywords_of(ScratchSettings)
+def train_from_scratch(classifier, train_data, validation_data=None, *, settings=None, callbacks=(),
+                       verbose="auto", **keywords):
     """Trains every layer of a classifier (usually built with `weights=None`).
 
     Args:
@@ -43,6 +33,10 @@ def train_from_scratch(
         train_data: a batched `tf.data.Dataset` of `(images, labels)` or a
             tuple of arrays, as for `fine_tune`.
         validation_data: the same kinds, or `None`. Defaults to `None`.
+        settings: `ScratchSettings` or `None`. All settings at once; the
+            keywords below change single ones. Defaults to `None`.
+        callbacks: list of `keras.callbacks.Callback`. Defaults to `()`.
+        verbose: `"auto"`, 0, 1 or 2. Defaults to `"auto"`.
         epochs: int. Defaults to `10`.
         learning_rate: float. Adam learning rate. Defaults to `1e-3`.
         bn_momentum: float or `None`. Momentum given to every
@@ -50,17 +44,16 @@ def train_from_scratch(
             keeps the backbone's own. Defaults to `0.9`.
         batch_size: int or `None`. For array inputs only. Defaults to `None`
             (32).
-        callbacks: list of `keras.callbacks.Callback`. Defaults to `()`.
         class_weight: dict, `"balanced"` or `None`. Defaults to `None`.
         seed: int or `None`. Defaults to `None`.
-        verbose: `"auto"`, 0, 1 or 2. Defaults to `"auto"`.
 
     Returns:
         A `FineTuneResult` with one phase, `"from_scratch"`; it is also kept
         as `classifier.training_record`.
 
     Raises:
-        ValueError: for an argument out of range or data of the wrong shape.
+        ValueError: for a setting out of range or data of the wrong shape.
+        TypeError: for an unknown keyword.
 
     Example:
 
@@ -72,51 +65,34 @@ def train_from_scratch(
     >>> result.phases[0].name
     'from_scratch'
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be an int >= 0. Received: epochs={epochs!r}")
-    if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a number > 0. Received: learning_rate={learning_rate!r}")
-    if bn_momentum is not None and not 0 < bn_momentum < 1:
-        raise ValueError(f"bn_momentum must be in (0, 1) or None. Received: bn_momentum={bn_momentum!r}")
-    settings = dict(
-        method="from_scratch", epochs=epochs, learning_rate=learning_rate,
-        bn_momentum=bn_momentum, batch_size=batch_size,
-        class_weight=_plain_class_weight(class_weight), seed=seed,
-    )
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    train = _as_dataset(train_data, classifier, batch_size, "train_data", shuffle=True, seed=seed)
-    validation = None if validation_data is None else _as_dataset(
-        validation_data, classifier, batch_size, "validation_data", shuffle=False)
-    weights = _class_weight(settings["class_weight"], train, classifier)
+    s = fill({"s": ScratchSettings}, keywords, {"s": settings}, caller="train_from_scratch")["s"]
+    check_class_weight(s.class_weight, classifier)
+    if s.seed is not None:
+        keras.utils.set_random_seed(s.seed)
+    train, validation = training_data(classifier, train_data, validation_data, s.batch_size, s.seed)
+    options = FitOptions.for_classifier(
+        classifier, callbacks=tuple(callbacks), verbose=verbose,
+        class_weight=class_weight_for(s.class_weight, train, classifier))
 
     classifier.base.trainable = True
     for layer in all_layers(classifier.base):
         layer.trainable = True
-        if bn_momentum is not None and is_batchnorm(layer):
-            layer.momentum = bn_momentum
-    phase, history = _run_phase(
-        classifier, "from_scratch", classifier.backbone_spec.block_names
-        if classifier.backbone_spec else ["base"], epochs, learning_rate, 0,
-        train=train, validation=validation, class_weight=weights,
-        callbacks=list(callbacks), patience=None, verbose=verbose,
-        label_smoothing=0.0, one_hot=False, model=_training_mode_model(classifier),
-        header=_header,
-    )
-    result = FineTuneResult(history=history, phases=[phase], phase_boundary=phase.epochs, settings=settings)
+        if s.bn_momentum is not None and is_batchnorm(layer):
+            layer.momentum = s.bn_momentum
+    blocks = classifier.backbone_spec.block_names if classifier.backbone_spec else ("base",)
+    phase = Phase(
+        "from_scratch", training_mode_model(classifier), train, validation, s.epochs, s.learning_rate,
+        trainable_blocks=blocks,
+        header=(f"From scratch: {s.epochs} epochs at learning rate {s.learning_rate:g}; training "
+                "every layer, BatchNorm in training mode"))
+    result = FineTuneResult.merge([run_phase(phase, options, classifier)], {"method": "from_scratch",
+                                                                            **s.to_dict()})
     classifier.training_record = result
     return result
 
 
-def _training_mode_model(classifier):
+def training_mode_model(classifier):
     """The classifier's own layers in a functional model that passes `training` on."""
     inputs = keras.Input((*classifier.image_size, 3), name="images")
     features = classifier.base(classifier.preprocessor(inputs))
     return keras.Model(inputs, classifier.head(features), name="from_scratch")
-
-
-def _header(classifier, name, unfrozen, epochs, learning_rate, trainable_params, note=""):
-    return (
-        f"From scratch: {epochs} epochs at learning rate {learning_rate:g}; training every "
-        f"layer, BatchNorm in training mode ({trainable_params:,} parameters)."
-    )

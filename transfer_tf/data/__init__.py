@@ -6,9 +6,10 @@ counts and any files that were skipped. Any batched `tf.data.Dataset` of
 `(images, labels)` can also go straight to `fine_tune`.
 """
 
-from transfer_tf.data.augment import AUGMENTATIONS, augmentation
+from transfer_tf.choices import AUGMENTATIONS, RESIZE_POLICIES
+from transfer_tf.data.augment import augmentation
 from transfer_tf.data.directory import from_directory, list_images
-from transfer_tf.data.images import IMAGE_EXTENSIONS, RESIZE_POLICIES, check_image, read_image
+from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, read_image
 from transfer_tf.data.sources import ELPV_LICENCE, ElpvArrays, elpv, elpv_arrays, from_arrays, from_tfds
 from transfer_tf.data.split import stratified_sample
 from transfer_tf.data.splits import ImageSplits

@@ -2,14 +2,8 @@
 
 import keras
 
-AUGMENTATIONS = ("none", "light", "strong")
-
-
-def validate_augment(augment):
-    if augment not in AUGMENTATIONS:
-        raise ValueError(
-            f"augment must be one of {', '.join(AUGMENTATIONS)}. Received: augment={augment!r}"
-        )
+from transfer_tf.checks import check_choice
+from transfer_tf.choices import AUGMENTATIONS
 
 
 def augmentation(preset, seed=None):
@@ -36,7 +30,7 @@ def augmentation(preset, seed=None):
     >>> augmentation("light").layers[0].name
     'random_flip'
     """
-    validate_augment(preset)
+    check_choice("augment", preset, AUGMENTATIONS)
     if preset == "none":
         return None
     if preset == "light":

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import keras
 
+from transfer_tf.checks import normalise_image_size
 from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, is_image_file
 from transfer_tf.data.splits import skipped_report, splits_from_files, validate_split_args
-from transfer_tf.weights import normalise_image_size
 
 
 def from_directory(
@@ -76,7 +76,7 @@ def from_directory(
     >>> splits = from_directory("photos/", image_size=224)   # doctest: +SKIP
     >>> fine_tune(clf, splits.train, splits.validation)      # doctest: +SKIP
     """
-    image_size = normalise_image_size(image_size, None)
+    image_size = normalise_image_size(image_size)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
         batch_size=batch_size, augment=augment, resize=resize,

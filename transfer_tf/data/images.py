@@ -12,25 +12,6 @@ from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
-RESIZE_POLICIES = ("stretch", "crop", "pad")
-"""How an image of another shape reaches the model's input size.
-
-- `"stretch"`: resize to the target height and width, changing the aspect
-  ratio if it differs. What mobile runtimes such as MediaPipe do by default,
-  so exported models see the same images.
-- `"crop"`: keep the aspect ratio, scale to cover the target, crop the centre.
-- `"pad"`: keep the aspect ratio, scale to fit inside the target, pad with
-  black.
-"""
-
-
-def validate_resize(resize):
-    if resize not in RESIZE_POLICIES:
-        raise ValueError(
-            f"resize must be one of {', '.join(RESIZE_POLICIES)}. Received: resize={resize!r}"
-        )
-
-
 def is_image_file(path):
     """Whether a path has an image extension (case-insensitive)."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)

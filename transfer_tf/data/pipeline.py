@@ -1,193 +1,237 @@
-"""tf.data pipelines: parallel decode, optional cache, batch, augment, prefetch.
+"""tf.data pipelines: shuffled indices, parallel decode, batch, augment, prefetch.
 
-Images are decoded as they are needed, never all held in memory, unless a
-cache is asked for (`cache=True` keeps the decoded images in memory, a path
-keeps them in files there).
+Every dataset transfer_tf builds from files or arrays runs over image
+*indices*: `indices` (shuffled or not) -> load image `i` -> batch -> augment
+-> prefetch. Images are decoded as they are needed, never all held in
+memory, unless a cache is asked for (`cache=True` decodes them once into
+memory, a folder into a `.npy` file there).
+
+That shape is what lets the feature cache replace images by cached
+features without changing the training: the dataset's `Recipe` holds its
+index dataset, and a dataset derived from it (`recipe.batches`) shares the
+same shuffle op and its seed generator. Iterated instead of the original, it
+draws the very same order epoch after epoch, whatever the global seed is.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import os
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from transfer_tf.data.images import read_image
 
-SHUFFLE_BUFFER_AFTER_CACHE = 2048
-RECIPE_ATTRIBUTE = "_transfer_tf_recipe"
+_RECIPES = weakref.WeakKeyDictionary()
+SHUFFLE_BUFFER = 2048  # TFDS examples held for shuffling
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """How a dataset was built, so its images can be swapped for cached features.
-
-    A dataset built by transfer_tf carries one (see `recipe_of`). Its batches
-    are the images `images_for(order)` of a shuffled (or not) index order;
-    `order()` makes that index order again, batch for batch and epoch for
-    epoch, because `tf.data`'s shuffle order depends only on the seed and
-    the number of elements, not on what the elements are.
+    """How a dataset transfer_tf built maps to its images.
 
     Attributes:
+        indices: unbatched `tf.data.Dataset` of `(index, label)` in the
+            dataset's running order. It is the dataset's own (shuffled)
+            index stage, so datasets derived from it run in the same order.
         count: int. Number of images.
         labels: array. Labels in natural (unshuffled) order.
         images_for: callable. Index array to a batch of model-size images.
-        shuffle_buffer: int or `None`. `None` for an unshuffled dataset.
-        seeds: tuple. The `(global, operation)` seed pair of the shuffle, as
-            `tf.random` resolved it when the dataset was built.
         batch_size: int.
         augmented: bool. Whether random augmentation changes the images.
         identity: callable. Returns text identifying the images and labels.
     """
 
+    indices: object
     count: int
     labels: np.ndarray
     images_for: object
-    shuffle_buffer: object
-    seeds: tuple
     batch_size: int
     augmented: bool
     identity: object
 
-    def order(self):
-        """A batched dataset of `(indices, labels)` in the dataset's own order."""
-        dataset = tf.data.Dataset.from_tensor_slices((np.arange(self.count), self.labels))
-        if self.shuffle_buffer:
-            with _shuffle_seeds(self.seeds):
-                dataset = dataset.shuffle(self.shuffle_buffer, reshuffle_each_iteration=True)
-        return dataset.batch(self.batch_size)
+    def batches(self, lookup, spec):
+        """Batches `(lookup(indices), labels)` in the dataset's own order.
+
+        Args:
+            lookup: callable. Index array to a float32 array of `spec`'s shape.
+            spec: `tf.TensorSpec` of one batch of what `lookup` returns.
+        """
+
+        def values(index):
+            array = tf.numpy_function(
+                lambda i: np.asarray(lookup(i), dtype=np.float32), [index], tf.float32, stateful=False)
+            array.set_shape(spec.shape)
+            return array
+
+        return self.indices.batch(self.batch_size).map(
+            lambda index, labels: (values(index), labels), num_parallel_calls=tf.data.AUTOTUNE,
+        ).prefetch(tf.data.AUTOTUNE)
 
     def fingerprint(self):
         """sha256 of the identity text: changes when any image or label does."""
         return hashlib.sha256(self.identity().encode()).hexdigest()
 
 
-def shuffle_seeds(seed):
-    """The seed pair a `shuffle(seed=seed)` made now will use.
-
-    It depends on the global seed at that moment (`keras.utils.set_random_seed`
-    changes it), so a recipe keeps the pair rather than `seed`.
-    """
-    from tensorflow.python.framework import random_seed
-
-    return tuple(random_seed.get_seed(seed))
-
-
-@contextlib.contextmanager
-def _shuffle_seeds(seeds):
-    """Makes a `shuffle` built inside use `seeds`, whatever the global seed is now."""
-    from tensorflow.python.framework import random_seed
-
-    original = random_seed.get_seed
-    random_seed.get_seed = lambda op_seed: seeds
-    try:
-        yield
-    finally:
-        random_seed.get_seed = original
-
-
 def recipe_of(dataset):
-    """The `Recipe` of a dataset transfer_tf built, or `None`."""
-    return getattr(dataset, RECIPE_ATTRIBUTE, None)
+    """The `Recipe` of a dataset transfer_tf built, or `None` (any other, or one mapped since)."""
+    try:
+        return _RECIPES.get(dataset)
+    except TypeError:  # not weak-referenceable: not a dataset of ours
+        return None
 
 
-def with_recipe(dataset, recipe):
-    setattr(dataset, RECIPE_ATTRIBUTE, recipe)
+def _with_recipe(dataset, recipe):
+    _RECIPES[dataset] = recipe
     return dataset
 
 
-def array_recipe(
-    images, labels, *, shuffle_buffer, seed, batch_size, augmented, convert=None, conversion="",
-):
-    """The `Recipe` of a dataset of in-memory images.
-
-    `convert` maps a batch of them to model input; `conversion` names what it
-    does (image size, resize policy) for the data's fingerprint.
-    """
-
-    def images_for(index):
-        batch = images[np.asarray(index)]
-        return batch if convert is None else np.asarray(convert(batch))
-
-    def identity():
-        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
-        digest.update(np.ascontiguousarray(labels).tobytes())
-        return f"arrays {images.shape} {images.dtype} {digest.hexdigest()} {conversion}"
-
-    return Recipe(len(images), np.asarray(labels), images_for, shuffle_buffer, shuffle_seeds(seed),
-                  batch_size, augmented, identity)
+def _indexed(count, labels, load, *, batch_size, shuffle, seed, augmentation, images_for, identity):
+    """The pipeline every file and array dataset shares, and its recipe."""
+    indices = tf.data.Dataset.from_tensor_slices((np.arange(count), labels))
+    if shuffle:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = indices.map(lambda i, y: (load(i), y), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if augmentation is not None:
+        dataset = dataset.map(
+            lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return _with_recipe(dataset, Recipe(
+        indices, count, np.asarray(labels), images_for, batch_size, augmentation is not None, identity))
 
 
 def file_dataset(
-    paths, labels, *, image_size, resize, batch_size, shuffle, seed, augmentation, cache
+    paths, labels, *, image_size, resize, batch_size, shuffle, seed, augmentation, cache=False
 ):
-    """A batched dataset of `(uint8 or float32 images, labels)` from files."""
+    """A batched dataset of `(uint8 images, labels)` from image files.
+
+    Args:
+        cache: `False`, `True` (decode every image once, into memory) or a
+            folder path (decode once into a `.npy` file there, named after
+            the files' fingerprint and reused by later runs).
+    """
+    paths = [str(p) for p in paths]
     height, width = image_size
-
-    def decode(path):
-        return read_image(path.decode("utf-8"), (height, width), resize)
-
-    def load(path, label):
-        image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
-        image.set_shape((height, width, 3))
-        return image, label
-
-    dataset = tf.data.Dataset.from_tensor_slices(([str(p) for p in paths], labels))
-    if shuffle and not cache:
-        # Shuffling names is free; decoded images are shuffled only when cached.
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = _finish(dataset, len(paths), batch_size, shuffle, seed, augmentation, cache)
-
-    def images_for(index):
-        return np.stack([read_image(paths[i], (height, width), resize) for i in np.asarray(index)])
 
     def identity():
         stats = [os.stat(p) for p in paths]
         files = [f"{p}|{s.st_size}|{s.st_mtime_ns}|{l}" for p, s, l in zip(paths, stats, labels)]
         return f"files {height}x{width} {resize}\n" + "\n".join(files)
 
-    return with_recipe(dataset, Recipe(
-        len(paths), np.asarray(labels), images_for, _shuffle_buffer(len(paths), shuffle, cache),
-        shuffle_seeds(seed), batch_size, augmentation is not None, identity))
+    if cache:
+        images = decoded_images(paths, image_size, resize, None if cache is True else Path(cache), identity)
+        return array_dataset(images, labels, image_size=image_size, resize=resize,
+                             batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             augmentation=augmentation, identity=identity)
+
+    def decode(index):
+        return read_image(paths[int(index)], (height, width), resize)
+
+    def load(index):
+        image = tf.numpy_function(decode, [index], tf.uint8, stateful=False)
+        image.set_shape((height, width, 3))
+        return image
+
+    def images_for(index):
+        return np.stack([decode(i) for i in np.asarray(index)])
+
+    return _indexed(len(paths), labels, load, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                    augmentation=augmentation, images_for=images_for, identity=identity)
+
+
+def decoded_images(paths, image_size, resize, folder, identity):
+    """Every image decoded once: in memory, or in a `.npy` file in `folder` (reused when present)."""
+    path = None
+    if folder is not None:
+        digest = hashlib.sha256(identity().encode()).hexdigest()[:24]
+        path = folder / f"images-{digest}.npy"
+        if path.is_file():
+            return np.load(path, mmap_mode="r")
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        images = np.stack(list(pool.map(lambda p: read_image(p, image_size, resize), paths)))
+    if path is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{path.name}.partial"
+        with open(partial, "wb") as file:
+            np.save(file, images)
+        os.replace(partial, path)
+    return images
 
 
 def array_dataset(
-    images, labels, *, image_size, resize, batch_size, shuffle, seed, augmentation, cache=False
+    images, labels, *, image_size, resize, batch_size, shuffle, seed, augmentation, identity=None,
 ):
-    """A batched dataset from in-memory arrays, converted to RGB at `image_size`."""
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    if shuffle and not cache:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = tensor_dataset(
-        dataset, len(images), image_size=image_size, resize=resize, batch_size=batch_size,
-        shuffle=shuffle, seed=seed, augmentation=augmentation, cache=cache,
-    )
+    """A batched dataset from in-memory arrays, converted to RGB at `image_size`.
+
+    Args:
+        identity: callable or `None`. Text identifying the images (for the
+            feature cache's key). Defaults to a hash of the arrays.
+    """
+    size = tuple(image_size)
+    same = tuple(images.shape[1:3]) == size and images.ndim == 4 and images.shape[-1] == 3
+    stored = tf.constant(images)
+
+    def load(index):
+        image = tf.gather(stored, index)
+        return image if same else resize_tensor(rgb_tensor(image), size, resize)
 
     @tf.function(reduce_retracing=True)
     def convert(batch):
         return tf.map_fn(
-            lambda image: tf.cast(resize_tensor(rgb_tensor(image), image_size, resize), tf.float32),
+            lambda image: tf.cast(resize_tensor(rgb_tensor(image), size, resize), tf.float32),
             batch, fn_output_signature=tf.float32)
 
-    return with_recipe(dataset, array_recipe(
-        images, labels, shuffle_buffer=_shuffle_buffer(len(images), shuffle, cache), seed=seed,
-        batch_size=batch_size, augmented=augmentation is not None, convert=convert,
-        conversion=f"{tuple(image_size)} {resize}",
-    ))
+    def images_for(index):
+        batch = np.asarray(images[np.asarray(index)])
+        return batch if same else np.asarray(convert(batch))
+
+    def array_identity():
+        digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+        digest.update(np.ascontiguousarray(labels).tobytes())
+        return f"arrays {images.shape} {images.dtype} {digest.hexdigest()} {size} {resize}"
+
+    return _indexed(len(images), labels, load, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                    augmentation=augmentation, images_for=images_for,
+                    identity=identity or array_identity)
 
 
-def tensor_dataset(
-    dataset, count, *, image_size, resize, batch_size, shuffle, seed, augmentation, cache=False
-):
-    """Batches an unbatched dataset of `(image, label)` tensors of any size and channels."""
+def tensor_dataset(dataset, count, *, image_size, resize, batch_size, shuffle, seed, augmentation,
+                   cache=False):
+    """Batches an unbatched dataset of `(image, label)` tensors of any size and channels.
+
+    It has no recipe: its images cannot be looked up by index.
+
+    Args:
+        cache: `False`, `True` (keep decoded images in memory after the
+            first epoch) or a file prefix (keep them in files there).
+    """
 
     def to_model_input(image, label):
         return resize_tensor(rgb_tensor(image), image_size, resize), label
 
-    dataset = dataset.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(dataset, count, batch_size, shuffle, seed, augmentation, cache)
+    def shuffled(dataset):
+        if not shuffle:
+            return dataset
+        return dataset.shuffle(min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+
+    if cache:  # shuffle the decoded images each epoch, after the first
+        dataset = dataset.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = shuffled(dataset.cache("" if cache is True else str(cache)))
+    else:
+        dataset = shuffled(dataset).map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if augmentation is not None:
+        dataset = dataset.map(
+            lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def rgb_tensor(image):
@@ -219,26 +263,3 @@ def resize_tensor(image, size, resize):
     image = tf.clip_by_value(image, 0.0, 255.0)
     image.set_shape((*size, 3))
     return image
-
-
-def _shuffle_buffer(count, shuffle, cache):
-    """The shuffle buffer `_finish` and the loaders use, or `None` when unshuffled."""
-    if not shuffle:
-        return None
-    return min(count, SHUFFLE_BUFFER_AFTER_CACHE) if cache else count
-
-
-def _finish(dataset, count, batch_size, shuffle, seed, augmentation, cache):
-    if cache:
-        dataset = dataset.cache("" if cache is True else str(cache))
-        if shuffle:
-            dataset = dataset.shuffle(
-                min(count, SHUFFLE_BUFFER_AFTER_CACHE), seed=seed, reshuffle_each_iteration=True
-            )
-    dataset = dataset.batch(batch_size)
-    if augmentation is not None:
-        dataset = dataset.map(
-            lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return dataset.prefetch(tf.data.AUTOTUNE)

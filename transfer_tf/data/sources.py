@@ -9,14 +9,15 @@ import numpy as np
 import tensorflow as tf
 
 from transfer_tf._text import first_line
+from transfer_tf.checks import check_choice, normalise_image_size
+from transfer_tf.choices import RESIZE_POLICIES
 from transfer_tf.data.augment import augmentation
-from transfer_tf.data.images import read_image, validate_resize
+from transfer_tf.data.images import read_image
 from transfer_tf.data.pipeline import tensor_dataset
 from transfer_tf.data.split import SPLITS
 from transfer_tf.data.splits import (
     ImageSplits, split_cache, splits_from_arrays, splits_from_files, validate_split_args,
 )
-from transfer_tf.weights import normalise_image_size
 
 ELPV_LICENCE = (
     "ELPV dataset (Deitsch et al., Buerhop-Lutz et al.), CC BY-NC-SA 4.0: "
@@ -106,7 +107,7 @@ def from_arrays(
             f"labels use {num_classes} classes but {len(class_names)} class_names were given. "
             f"Received: class_names={list(class_names)}"
         )
-    size = images.shape[1:3] if image_size is None else normalise_image_size(image_size, None)
+    size = images.shape[1:3] if image_size is None else normalise_image_size(image_size)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
         batch_size=batch_size, augment=augment, resize=resize,
@@ -114,7 +115,7 @@ def from_arrays(
     return splits_from_arrays(
         images, labels, class_names, image_size=tuple(int(v) for v in size), resize=resize,
         validation_split=validation_split, test_split=test_split, seed=seed,
-        batch_size=batch_size, augment=augment, cache=False, source={"kind": "arrays"},
+        batch_size=batch_size, augment=augment, source={"kind": "arrays"},
     )
 
 
@@ -161,7 +162,7 @@ def from_tfds(
     """
     import tensorflow_datasets as tfds
 
-    image_size = normalise_image_size(image_size, None)
+    image_size = normalise_image_size(image_size)
     validate_split_args(
         validation_split=validation_split, test_split=test_split,
         batch_size=batch_size, augment=augment, resize=resize,
@@ -285,7 +286,7 @@ def elpv(
         if module_type is None or kind == module_type:
             items.append((path, _elpv_label(probability, task), path.name))
     splits = splits_from_files(
-        items, ELPV_TASKS[task], image_size=normalise_image_size(image_size, None),
+        items, ELPV_TASKS[task], image_size=normalise_image_size(image_size),
         resize=resize, validation_split=validation_split, test_split=test_split, seed=seed,
         batch_size=batch_size, augment=augment, cache=cache, skipped=[],
         source={"kind": "elpv", "task": task, "module_type": module_type,
@@ -336,8 +337,8 @@ def elpv_arrays(*, image_size=96, task="defective", module_type=None, resize="st
         ValueError: for an unknown task, module type or resize policy.
     """
     _check_elpv_args(task, module_type)
-    validate_resize(resize)
-    size = normalise_image_size(image_size, None)
+    check_choice("resize", resize, RESIZE_POLICIES)
+    size = normalise_image_size(image_size)
     rows = [row for row in elpv_table() if module_type is None or row[2] == module_type]
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
         images = list(pool.map(lambda row: read_image(row[0], size, resize), rows))

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer_tf.data.augment import augmentation, validate_augment
-from transfer_tf.data.images import validate_resize
+from transfer_tf.checks import check_choice, check_int
+from transfer_tf.choices import AUGMENTATIONS, RESIZE_POLICIES
+from transfer_tf.data.augment import augmentation
+from transfer_tf.data.labels import balanced_class_weight, class_counts
 from transfer_tf.data.pipeline import array_dataset, file_dataset
 from transfer_tf.data.split import SPLITS, assign_split, validate_fractions
-from transfer_tf.training import balanced_class_weight
 
 SKIPPED_SHOWN = 5
 
@@ -96,10 +97,9 @@ def skipped_report(skipped):
 
 def validate_split_args(*, validation_split, test_split, batch_size, augment, resize):
     validate_fractions(validation_split, test_split)
-    validate_resize(resize)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}")
-    validate_augment(augment)
+    check_choice("resize", resize, RESIZE_POLICIES)
+    check_int("batch_size", batch_size, minimum=1)
+    check_choice("augment", augment, AUGMENTATIONS)
 
 
 def splits_from_files(
@@ -127,7 +127,7 @@ def splits_from_files(
     return ImageSplits(
         class_names=list(class_names), train=dataset("train"),
         validation=dataset("validation"), test=dataset("test"),
-        counts={s: _counts([l for _, l in grouped[s]], len(class_names)) for s in SPLITS},
+        counts={s: class_counts([l for _, l in grouped[s]], len(class_names)) for s in SPLITS},
         image_size=tuple(image_size), batch_size=batch_size, augment=augment,
         skipped=list(skipped), files=grouped,
         source={**source, "seed": seed, "validation_split": validation_split,
@@ -137,7 +137,7 @@ def splits_from_files(
 
 def splits_from_arrays(
     images, labels, class_names, *, image_size, resize, validation_split, test_split, seed,
-    batch_size, augment, cache, source,
+    batch_size, augment, source,
 ):
     """Builds `ImageSplits` from arrays; an image's index decides its split."""
     assigned = np.array([
@@ -149,12 +149,12 @@ def splits_from_arrays(
     for split in SPLITS:
         index = np.flatnonzero(assigned == split)
         split_labels = labels[index]
-        counts[split] = _counts(split_labels, len(class_names))
+        counts[split] = class_counts(split_labels, len(class_names))
         datasets[split] = None if not len(index) else array_dataset(
             images[index], split_labels, image_size=image_size, resize=resize,
             batch_size=batch_size,
             shuffle=split == "train", seed=seed,
-            augmentation=aug if split == "train" else None, cache=split_cache(cache, split),
+            augmentation=aug if split == "train" else None,
         )
     return ImageSplits(
         class_names=list(class_names), train=datasets["train"],
@@ -164,13 +164,6 @@ def splits_from_arrays(
         source={**source, "seed": seed, "validation_split": validation_split,
                 "test_split": test_split, "resize": resize},
     )
-
-
-def _counts(labels, num_classes):
-    labels = np.asarray(labels)
-    if labels.ndim == 2:  # multi-hot
-        return [int(c) for c in labels.sum(axis=0)]
-    return [int(c) for c in np.bincount(labels.astype(np.int64), minlength=num_classes)]
 
 
 def split_cache(cache, split):

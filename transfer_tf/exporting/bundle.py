@@ -2,35 +2,29 @@
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-
-from transfer_tf.data.splits import ImageSplits
-from transfer_tf.exporting.metadata import add_metadata
-from transfer_tf.exporting.parity import (
-    compare, format_parity, median_ms, tflite_latency_ms, tflite_scores,
+from transfer_tf.checks import check_int
+from transfer_tf.exporting.artefacts import (
+    SAVED_MODEL_DIR, KerasArtefact, SavedModelArtefact, TFLiteArtefact,
 )
-from transfer_tf.exporting.saved_model import (
-    SERVING_INPUT, SERVING_OUTPUT, serving_model, write_saved_model,
-)
-from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig, convert, flex_ops, operators
+from transfer_tf.exporting.held_out import held_out_and_calibration
+from transfer_tf.exporting.parity import batched_scores, compare, format_parity, median_ms
+from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, serving_model
+from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
+from transfer_tf.model import ImageClassifier, load
 from transfer_tf.precision import float32_copy
-from transfer_tf.saving import (
-    LABELS_FILE, METRICS_FILE, MODEL_FILE, labels_text, package_versions, read_json,
-)
+from transfer_tf.run_data import run_metrics, run_splits
+from transfer_tf.saving import package_versions
+from transfer_tf.staging import staged_folder
 
 EXPORT_DIR = "export"
-SAVED_MODEL_DIR = "saved_model"
 MODEL_CARD_FILE = "model_card.json"
 PARITY_FILE = "parity.json"
 DEFAULT_PARITY_IMAGES = 1000
 DEFAULT_LATENCY_REPEATS = 50
+_UNCHECKED = dict.fromkeys(("agreement", "max_abs_diff", "mean_abs_diff", "accuracy"))
 
 
 @dataclasses.dataclass
@@ -138,7 +132,8 @@ def export(
     >>> print(result.parity_table())                          # doctest: +SKIP
     """
     configs = _configs(precisions)
-    _check_positive(num_parity_images=num_parity_images, latency_repeats=latency_repeats)
+    check_int("num_parity_images", num_parity_images, minimum=1)
+    check_int("latency_repeats", latency_repeats, minimum=1)
     trained, run = _classifier_and_run(model)
     classifier = float32_copy(trained)
     if out is None:
@@ -149,116 +144,57 @@ def export(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists. Choose another folder or pass overwrite=True (--overwrite).")
     if data is None and run is not None:
-        from transfer_tf.workflows import run_splits
-
         data = run_splits(run, verbose=bool(verbose))
-    held_out, calibration = _check_data(classifier, data, configs, num_parity_images)
+    held_out, calibration = held_out_and_calibration(classifier, data, configs, num_parity_images)
     say = print if verbose else (lambda *a, **k: None)
     if classifier is not trained:
         say(f"The classifier computes in {trained.dtype_policy.name}; exporting a float32 copy with "
             "the same weights, which the converter then stores at each precision asked for "
             "(LiteRT has no bfloat16 kernels). Parity is checked against that copy.")
+    metadata = dict(
+        name=name or (run.name if run is not None else classifier.name),
+        description=description or _description(classifier), version=str(version),
+        author=f"transfer_tf {package_versions()['transfer_tf']}",
+        class_names=classifier.class_names, image_size=classifier.image_size,
+    )
 
-    staging = _staging_folder(out)
-    try:
-        files, card = _write_all(
-            classifier, staging, configs, calibration, held_out, data,
-            allow_flex_ops=allow_flex_ops, latency_repeats=latency_repeats,
-            metadata=dict(
-                name=name or (run.name if run is not None else classifier.name),
-                description=description or _description(classifier), version=str(version),
-            ),
-            run=run, trained_dtype_policy=trained.dtype_policy.name, say=say,
-        )
-        _move_into_place(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    files = {key: out / path.relative_to(staging) for key, path in files.items()}
+    with staged_folder(out, replace_whole=True) as staging:
+        serving = serving_model(classifier)
+        artefacts = [KerasArtefact(classifier, serving), SavedModelArtefact(serving, classifier.class_names)]
+        artefacts += [TFLiteArtefact(config, staging / SAVED_MODEL_DIR, calibration.get(config.name),
+                                     metadata, allow_flex_ops=allow_flex_ops) for config in configs]
+        rows, reference = [], None
+        for artefact in artefacts:
+            start = time.perf_counter()
+            path = artefact.write(staging)
+            row, scores = _parity_row(artefact, path, reference, held_out, classifier.task, latency_repeats)
+            reference = scores if reference is None else reference  # the Keras model's, first
+            rows.append(row)
+            if row["agreement"] is None:
+                say(f"  warning: {artefact.file} uses Flex ops {artefact.flex_ops}: not checked here, "
+                    "and LiteRT on Android/iOS runs it only with the Flex delegate linked.")
+            say(f"  {artefact.file} written and checked ({time.perf_counter() - start:.1f} s)")
+        card = _model_card(classifier, trained, metadata, rows, artefacts, data, held_out, run)
+        (staging / PARITY_FILE).write_text(
+            json.dumps({"held_out": card["metrics"]["held_out"], "rows": rows}, indent=2) + "\n")
+        (staging / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        say(format_parity(rows))
     say(f"Exported to {out}")
-    return ExportResult(directory=out, files=files, parity=card["parity"], model_card=card)
+    return ExportResult(directory=out, files={a.name: out / a.file for a in artefacts},
+                        parity=rows, model_card=card)
 
 
-def _write_all(classifier, staging, configs, calibration, held_out, data, *, allow_flex_ops,
-               latency_repeats, metadata, run, trained_dtype_policy, say):
+def _parity_row(artefact, path, reference, held_out, task, latency_repeats):
+    """The artefact's parity with the reference scores (its own, for the Keras model)."""
     images, labels, _ = held_out
-    serving = serving_model(classifier)
-    reference = serving.predict(images, batch_size=32, verbose=0)
-    one_image = images[:1]
-    keras.Model.save(classifier, staging / MODEL_FILE)
-    (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
-    files = {"keras": staging / MODEL_FILE}
-    rows = [_row(
-        "keras", MODEL_FILE, staging / MODEL_FILE,
-        compare(reference, reference, labels, classifier.task),
-        median_ms(lambda: serving.predict_on_batch(one_image), latency_repeats),
-    )]
-
-    start = time.perf_counter()
-    write_saved_model(serving, classifier.class_names, staging / SAVED_MODEL_DIR)
-    loaded = tf.saved_model.load(str(staging / SAVED_MODEL_DIR))
-    signature = loaded.signatures["serving_default"]
-
-    def saved_model_scores(batch):
-        return signature(**{SERVING_INPUT: tf.constant(batch)})[SERVING_OUTPUT].numpy()
-
-    scores = np.concatenate([saved_model_scores(images[i:i + 32]) for i in range(0, len(images), 32)])
-    rows.append(_row(
-        "saved_model", SAVED_MODEL_DIR, staging / SAVED_MODEL_DIR,
-        compare(reference, scores, labels, classifier.task),
-        median_ms(lambda: saved_model_scores(one_image), latency_repeats),
-    ))
-    files["saved_model"] = staging / SAVED_MODEL_DIR
-    say(f"  SavedModel written and checked ({time.perf_counter() - start:.1f} s)")
-
-    quantization = []
-    for config in configs:
-        start = time.perf_counter()
-        calibration_images = calibration.get(config.name)
-        model_bytes = convert(
-            staging / SAVED_MODEL_DIR, config, calibration_images, allow_flex_ops=allow_flex_ops,
-        )
-        model_bytes = add_metadata(
-            model_bytes, **metadata, author=f"transfer_tf {package_versions()['transfer_tf']}",
-            class_names=classifier.class_names, image_size=classifier.image_size,
-        )
-        path = staging / config.filename
-        path.write_bytes(model_bytes)
-        files[config.name] = path
-        flex = flex_ops(model_bytes)
-        if flex:
-            # Neither ai-edge-litert nor tf.lite links the Flex delegate, so
-            # such a file cannot be run here; say so rather than guess.
-            say(f"  warning: {config.filename} uses Flex ops {flex}: not checked here, and "
-                "LiteRT on Android/iOS runs it only with the Flex delegate linked.")
-            rows.append(_row(config.name, config.filename, path, dict.fromkeys(
-                ("agreement", "max_abs_diff", "mean_abs_diff", "accuracy")), None))
-        else:
-            rows.append(_row(
-                config.name, config.filename, path,
-                compare(reference, tflite_scores(model_bytes, images), labels, classifier.task),
-                tflite_latency_ms(model_bytes, one_image, latency_repeats),
-            ))
-        quantization.append({
-            "artefact": config.name, "file": config.filename, "precision": config.precision,
-            "input_dtype": "uint8" if config.integer_io else "float32",
-            "output_dtype": "uint8" if config.integer_io else "float32",
-            "calibration_images": None if calibration_images is None else len(calibration_images),
-            "operators": operators(model_bytes), "flex_ops": flex,
-        })
-        say(f"  {config.filename} written and checked ({time.perf_counter() - start:.1f} s)")
-
-    card = _model_card(classifier, metadata, rows, quantization, data, held_out, run)
-    card["trained_dtype_policy"] = trained_dtype_policy
-    parity = {"held_out": card["metrics"]["held_out"], "rows": rows}
-    (staging / PARITY_FILE).write_text(json.dumps(parity, indent=2) + "\n")
-    (staging / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    say(format_parity(rows))
-    return files, card
-
-
-def _row(artefact, file, path, comparison, latency_ms):
-    return {"artefact": artefact, "file": file, "size_bytes": _size_of(path),
-            **comparison, "latency_ms": latency_ms}
+    row = {"artefact": artefact.name, "file": artefact.file, "size_bytes": _size_of(path)}
+    run = artefact.runner()
+    if run is None:
+        return {**row, **_UNCHECKED, "latency_ms": None}, None
+    scores = batched_scores(run, images)
+    reference = scores if reference is None else reference
+    latency = median_ms(lambda: run(images[:1]), latency_repeats)
+    return {**row, **compare(reference, scores, labels, task), "latency_ms": latency}, scores
 
 
 def _size_of(path):
@@ -267,16 +203,13 @@ def _size_of(path):
     return path.stat().st_size
 
 
-def _model_card(classifier, metadata, rows, quantization, data, held_out, run):
+def _model_card(classifier, trained, metadata, rows, artefacts, data, held_out, run):
     from ai_edge_litert import __version__ as litert_version
 
     height, width = classifier.image_size
     record = classifier.training_record
-    run_metrics = None
-    if run is not None and (run / METRICS_FILE).is_file():
-        run_metrics = read_json(run / METRICS_FILE)
     return {
-        **metadata,
+        **{k: metadata[k] for k in ("name", "description", "version", "author")},
         "backbone": classifier.backbone_name,
         "task": classifier.task,
         "labels": list(classifier.class_names),
@@ -296,12 +229,13 @@ def _model_card(classifier, metadata, rows, quantization, data, held_out, run):
         "metrics": {
             "held_out": {"split": held_out[2], "images": len(held_out[0]),
                          "keras_accuracy": rows[0]["accuracy"]},
-            "run": run_metrics,
+            "run": None if run is None else run_metrics(run),
         },
         "training": None if record is None else record.settings,
-        "quantization": quantization,
+        "quantization": [a.record() for a in artefacts if a.record() is not None],
         "files": {row["file"]: row["size_bytes"] for row in rows},
         "parity": rows,
+        "trained_dtype_policy": trained.dtype_policy.name,
         "versions": {**package_versions(), "ai_edge_litert": litert_version},
     }
 
@@ -325,16 +259,7 @@ def _configs(precisions):
     return configs
 
 
-def _check_positive(**values):
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be an int >= 1. Received: {key}={value!r}")
-
-
 def _classifier_and_run(model):
-    from transfer_tf.model import ImageClassifier
-    from transfer_tf.saving import load
-
     if isinstance(model, ImageClassifier):
         return model, None
     if not isinstance(model, (str, Path)):
@@ -348,95 +273,3 @@ def _classifier_and_run(model):
     if not isinstance(classifier, ImageClassifier):
         raise ValueError(f"{run} does not hold a transfer_tf ImageClassifier.")
     return classifier, run
-
-
-def _check_data(classifier, data, configs, num_parity_images):
-    """Held-out `(images, labels, split)` and int8 calibration images per config."""
-    if data is None:
-        raise ValueError(
-            "export needs held-out images to check the exported models against Keras. Pass "
-            "data=ImageSplits (e.g. ttf.data.from_directory(...)), or --data DIR on the command "
-            "line; a run folder trained on a directory or ELPV re-reads its own data."
-        )
-    if not isinstance(data, ImageSplits):
-        raise TypeError(
-            "data must be an ImageSplits (from ttf.data.from_directory, from_arrays, ...). "
-            f"Received: {type(data).__name__}"
-        )
-    if list(data.class_names) != list(classifier.class_names):
-        raise ValueError(
-            f"The data's classes {list(data.class_names)} differ from the model's "
-            f"{list(classifier.class_names)}."
-        )
-    split = "test" if data.test is not None else "validation"
-    dataset = data.test if data.test is not None else data.validation
-    if dataset is None:
-        raise ValueError(
-            "The data has no validation or test images to check the export on. Split some off "
-            "(validation_split > 0)."
-        )
-    images, labels = _take(dataset, num_parity_images, classifier.image_size)
-    calibration = {}
-    for config in configs:
-        if config.precision == "int8":
-            source = config.representative_data
-            if source is None:
-                source = data.train
-            if source is None:
-                raise ValueError("int8 needs representative images and the data has no training split.")
-            calibration[config.name] = _take(source, config.num_calibration_images, classifier.image_size)[0]
-    return (images, labels, split), calibration
-
-
-def _take(source, limit, image_size):
-    """Up to `limit` images (float32) and labels from an array or a dataset."""
-    if isinstance(source, np.ndarray):
-        images = np.asarray(source[:limit], np.float32)
-        _check_image_shape(images, image_size)
-        return images, None
-    images, labels = [], []
-    count = 0
-    for element in source:
-        batch, batch_labels = element if isinstance(element, (tuple, list)) else (element, None)
-        batch = np.asarray(batch, np.float32)
-        if batch.ndim == 3:
-            batch = batch[None]
-            batch_labels = None if batch_labels is None else np.asarray(batch_labels)[None]
-        images.append(batch)
-        if batch_labels is not None:
-            labels.append(np.asarray(batch_labels))
-        count += len(batch)
-        if count >= limit:
-            break
-    if not images:
-        raise ValueError("The representative or held-out data holds no images.")
-    images = np.concatenate(images)[:limit]
-    _check_image_shape(images, image_size)
-    return images, (np.concatenate(labels)[:limit] if labels else None)
-
-
-def _check_image_shape(images, image_size):
-    expected = (*image_size, 3)
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        raise ValueError(
-            f"Images must be raw RGB pixels of shape (N, {expected[0]}, {expected[1]}, 3), the "
-            f"model's input. Received shape {images.shape}."
-        )
-
-
-def _staging_folder(out):
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as error:
-        raise PermissionError(f"Cannot write to {out.parent} ({error.strerror}). Choose another --out folder.") from None
-
-
-def _move_into_place(staging, out):
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        out.rename(old / out.name)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)

@@ -17,21 +17,24 @@ def litert_interpreter(model_bytes):
     return Interpreter(model_content=model_bytes, num_threads=os.cpu_count())
 
 
-def tflite_scores(model_bytes, images):
-    """Runs a `.tflite` classifier on raw float images; returns float scores.
+def tflite_runner(model_bytes):
+    """A function from a batch of raw float images to a `.tflite` classifier's float scores.
 
     Quantized (uint8) inputs and outputs are converted with the tensors'
     own scale and zero point.
     """
-    interpreter = litert_interpreter(model_bytes)
-    run = _tflite_runner(interpreter)
-    return np.concatenate([run(images[i:i + SCORE_BATCH]) for i in range(0, len(images), SCORE_BATCH)])
+    return _tflite_runner(litert_interpreter(model_bytes))
 
 
-def tflite_latency_ms(model_bytes, one_image, repeats):
-    """Median latency of a `.tflite` model on a batch of one image, in ms."""
-    run = _tflite_runner(litert_interpreter(model_bytes))
-    return median_ms(lambda: run(one_image), repeats)
+def tflite_scores(model_bytes, images):
+    """Runs a `.tflite` classifier on raw float images; returns float scores."""
+    return batched_scores(tflite_runner(model_bytes), images)
+
+
+def batched_scores(runner, images):
+    """A runner's scores for every image, `SCORE_BATCH` at a time."""
+    return np.concatenate([np.asarray(runner(images[i:i + SCORE_BATCH]))
+                           for i in range(0, len(images), SCORE_BATCH)])
 
 
 def median_ms(fn, repeats):

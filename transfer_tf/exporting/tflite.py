@@ -5,7 +5,9 @@ import re
 
 import numpy as np
 
-PRECISIONS = ("float32", "float16", "dynamic_range", "int8")
+from transfer_tf.checks import check_int
+from transfer_tf.choices import PRECISIONS
+
 DEFAULT_CALIBRATION_IMAGES = 300
 
 _OP_NEEDED = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
@@ -60,8 +62,7 @@ class TFLiteConfig:
                 f"Received: precision={self.precision!r}"
             )
         n = self.num_calibration_images
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"num_calibration_images must be an int >= 1. Received: {n!r}")
+        check_int("num_calibration_images", n, minimum=1)
         if self.precision != "int8" and (
             self.representative_data is not None or self.integer_io
             or n != DEFAULT_CALIBRATION_IMAGES

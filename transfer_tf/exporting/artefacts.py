@@ -1,0 +1,110 @@
+"""The files `export` writes, one small object each: write it, then run it.
+
+An artefact writes its file into the export folder and, once written, gives
+a `runner`: a function from a batch of raw images to per-class scores, or
+`None` when the file cannot run here (TFLite with Flex ops). `export` runs
+every artefact through the same parity check.
+"""
+
+import keras
+import tensorflow as tf
+
+from transfer_tf.exporting.metadata import add_metadata
+from transfer_tf.exporting.parity import tflite_runner
+from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
+from transfer_tf.exporting.tflite import convert, flex_ops, operators
+from transfer_tf.saving import LABELS_FILE, MODEL_FILE, labels_text
+
+SAVED_MODEL_DIR = "saved_model"
+
+
+class KerasArtefact:
+    """`model.keras` (and `labels.txt`): the classifier itself; the reference of every check."""
+
+    name = "keras"
+    file = MODEL_FILE
+
+    def __init__(self, classifier, serving):
+        self.classifier = classifier
+        self.serving = serving
+
+    def write(self, folder):
+        keras.Model.save(self.classifier, folder / MODEL_FILE)
+        (folder / LABELS_FILE).write_text(labels_text(self.classifier.class_names))
+        return folder / MODEL_FILE
+
+    def runner(self):
+        return lambda batch: self.serving.predict_on_batch(batch)
+
+    def record(self):
+        return None
+
+
+class SavedModelArtefact:
+    """`saved_model/`: raw-image signatures, loadable with plain TensorFlow."""
+
+    name = "saved_model"
+    file = SAVED_MODEL_DIR
+
+    def __init__(self, serving, class_names):
+        self.serving = serving
+        self.class_names = class_names
+        self.signature = None
+
+    def write(self, folder):
+        write_saved_model(self.serving, self.class_names, folder / SAVED_MODEL_DIR)
+        self.signature = tf.saved_model.load(str(folder / SAVED_MODEL_DIR)).signatures["serving_default"]
+        return folder / SAVED_MODEL_DIR
+
+    def runner(self):
+        return lambda batch: self.signature(**{SERVING_INPUT: tf.constant(batch)})[SERVING_OUTPUT].numpy()
+
+    def record(self):
+        return None
+
+
+class TFLiteArtefact:
+    """A `.tflite` file at one precision, with metadata, converted from the SavedModel."""
+
+    def __init__(self, config, saved_model_dir, calibration_images, metadata, *, allow_flex_ops):
+        self.config = config
+        self.saved_model_dir = saved_model_dir
+        self.calibration_images = calibration_images
+        self.metadata = metadata
+        self.allow_flex_ops = allow_flex_ops
+        self.model_bytes = None
+
+    @property
+    def name(self):
+        return self.config.name
+
+    @property
+    def file(self):
+        return self.config.filename
+
+    @property
+    def flex_ops(self):
+        return flex_ops(self.model_bytes)
+
+    def write(self, folder):
+        converted = convert(self.saved_model_dir, self.config, self.calibration_images,
+                            allow_flex_ops=self.allow_flex_ops)
+        self.model_bytes = add_metadata(converted, **self.metadata)
+        (folder / self.file).write_bytes(self.model_bytes)
+        return folder / self.file
+
+    def runner(self):
+        # Neither ai-edge-litert nor tf.lite links the Flex delegate: such a
+        # file cannot run here, so it is listed, not checked.
+        return None if self.flex_ops else tflite_runner(self.model_bytes)
+
+    def record(self):
+        config = self.config
+        return {
+            "artefact": config.name, "file": config.filename, "precision": config.precision,
+            "input_dtype": "uint8" if config.integer_io else "float32",
+            "output_dtype": "uint8" if config.integer_io else "float32",
+            "calibration_images": (None if self.calibration_images is None
+                                   else len(self.calibration_images)),
+            "operators": operators(self.model_bytes), "flex_ops": self.flex_ops,
+        }

@@ -1,0 +1,346 @@
+"""The settings of a training run, each declared once.
+
+A setting is one field of a frozen dataclass: its default, its check, its
+help text and how the command line offers it. `fine_tune(**keywords)` fills
+`FineTuneSettings`; the jobs of `workflows` take `ModelSettings`,
+`DataSettings` and `FineTuneSettings` whole; a run folder records them; and
+`add_arguments` generates the `transfer-tf` options from the same fields, so
+a new setting is written in one place.
+
+Pure Python: the command line builds its parser from these classes without
+loading TensorFlow.
+"""
+
+import dataclasses
+import inspect
+import os
+from pathlib import Path
+
+from transfer_tf.checks import check_choice, check_int, check_number, is_int, is_number
+from transfer_tf.choices import (
+    AUGMENTATIONS, CLASS_WEIGHTS, DTYPE_POLICIES, FEATURE_CACHE_MODES, POOLINGS, RESIZE_POLICIES,
+)
+
+
+def setting(default, help, *, flag=None, parse=None, choices=None, metavar=None, cli=True):
+    """A settings field: its default, and how the command line offers it.
+
+    Args:
+        default: the default value.
+        help: str. The option's help; the default is appended.
+        flag: str or `None`. The option, e.g. `"--early-stopping"`.
+            Defaults to the field name with dashes.
+        parse: callable or `None`. Turns the option's text into the value;
+            raises `ValueError` for a bad one. Defaults to `type(default)`.
+        choices: tuple or `None`. Values the option takes, as text.
+        metavar: str or `None`. The option's placeholder in `--help`.
+        cli: bool. Whether the command line offers it. Defaults to `True`.
+    """
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, flag=flag, parse=parse, choices=choices, metavar=metavar, cli=cli))
+
+
+def parse_blocks(value):
+    """`"all"` or a number of blocks."""
+    if str(value).lower() == "all":
+        return "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected a number or 'all', got {value!r}") from None
+
+
+def parse_feature_cache(value):
+    """`auto`, `memory`, `off` or a folder."""
+    return value if value in FEATURE_CACHE_MODES else Path(value)
+
+
+def parse_weights(value):
+    """`none` means random weights; anything else is a name or a path."""
+    return None if str(value).lower() == "none" else value
+
+
+def parse_class_weight(value):
+    """`none` or `balanced` (a dict of weights is for Python callers)."""
+    if value in (None, "none"):
+        return None
+    check_choice("class_weight", value, ("none", *CLASS_WEIGHTS))
+    return value
+
+
+class Settings:
+    """What the settings dataclasses share: checks on creation, plain data out."""
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raises `ValueError` for a value out of range (each class checks its own)."""
+
+    def to_dict(self):
+        """The settings as JSON-ready data (paths as text)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes):
+        """A copy with some settings changed (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_args(cls, args):
+        """The settings a parsed command line gives (fields it does not offer keep their default)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                      if f.metadata.get("cli") and hasattr(args, f.name)})
+
+
+def _plain(value):
+    if isinstance(value, os.PathLike):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings(Settings):
+    """The classifier a job builds (see `ImageClassifier.from_backbone`)."""
+
+    backbone: str = setting("resnet50", "see `transfer-tf backbones`")
+    weights: object = setting(
+        "imagenet", "imagenet, none, or a weights file / run folder", parse=parse_weights)
+    image_size: int = setting(None, "input size in pixels (default: the backbone's)", parse=int)
+    pooling: str = setting("avg", "global pooling of the head", choices=POOLINGS)
+    dropout: float = setting(0.2, "dropout before the head's dense layer", parse=float)
+    dtype: str = setting(
+        None, "compute in 16 bits with mixed_bfloat16 (CPUs with bfloat16 instructions, TPUs) or "
+        "mixed_float16 (GPUs); weights stay float32 (default: float32)", choices=DTYPE_POLICIES)
+
+    def validate(self):
+        if not isinstance(self.backbone, str):
+            raise ValueError(f"backbone must be a registry name. Received: backbone={self.backbone!r}")
+        check_int("image_size", self.image_size, minimum=1, optional=True)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_number("dropout", self.dropout, at_least=0, below=1)
+        if self.dtype is not None:
+            check_choice("dtype", self.dtype, DTYPE_POLICIES)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings(Settings):
+    """How a job reads a folder of images (see `data.from_directory`)."""
+
+    augment: str = setting("none", "augmentation of the training images", choices=AUGMENTATIONS)
+    resize: str = setting("stretch", "how images reach the input size", choices=RESIZE_POLICIES)
+    batch_size: int = setting(32, "images per batch")
+    validation_split: float = setting(0.2, "fraction of each class for validation")
+    test_split: float = setting(0.0, "fraction of each class held out for testing")
+    cache: bool = setting(False, "keep decoded images in memory")
+    seed: int = setting(0, "seed of the split, the shuffling and the training")
+
+    def validate(self):
+        check_choice("augment", self.augment, AUGMENTATIONS)
+        check_choice("resize", self.resize, RESIZE_POLICIES)
+        check_int("batch_size", self.batch_size, minimum=1)
+        for name in ("validation_split", "test_split"):
+            check_number(name, getattr(self, name), at_least=0, below=1)
+        check_int("seed", self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneSettings(Settings):
+    """The settings of `fine_tune`'s two phases.
+
+    `unfreeze_blocks` is checked against the backbone's blocks when the
+    settings meet a classifier (`freezing.blocks_to_unfreeze`).
+    """
+
+    head_epochs: int = setting(5, "phase 1 epochs")
+    fine_tune_epochs: int = setting(5, "phase 2 epochs")
+    unfreeze_blocks: object = setting(
+        1, "top blocks trained in phase 2: a number or 'all'", parse=parse_blocks)
+    head_lr: float = setting(1e-3, "phase 1 learning rate")
+    fine_tune_lr: float = setting(None, "phase 2 learning rate (default: head-lr / 100)", parse=float)
+    train_bn: bool = setting(
+        False, "BatchNorm layers of the unfrozen blocks train gamma and beta (statistics stay fixed)")
+    early_stopping_patience: int = setting(
+        None, "stop a phase after PATIENCE epochs without a lower validation loss",
+        flag="--early-stopping", parse=int, metavar="PATIENCE")
+    class_weight: object = setting(
+        None, "weigh classes by inverse frequency", parse=parse_class_weight,
+        metavar="{none,balanced}")
+    label_smoothing: float = setting(0.0, "label smoothing of the loss, in [0, 1)")
+    feature_cache: object = setting(
+        "auto", "run the frozen base once: auto (memory up to 4 GB, else disk), memory, off, or a "
+        "folder to keep and reuse them in", parse=parse_feature_cache, metavar="MODE")
+    jit_compile: bool = setting(False, "compile the training steps with XLA (for GPUs)")
+    batch_size: int = setting(None, "batch size for arrays (32); datasets come batched", cli=False)
+    seed: int = setting(None, "seeds Python, NumPy and TensorFlow", cli=False)
+
+    def validate(self):
+        for name in ("head_epochs", "fine_tune_epochs"):
+            check_int(name, getattr(self, name))
+        check_number("head_lr", self.head_lr, above=0)
+        check_number("fine_tune_lr", self.fine_tune_lr, above=0, optional=True)
+        check_int("early_stopping_patience", self.early_stopping_patience, optional=True)
+        check_number("label_smoothing", self.label_smoothing, at_least=0, below=1)
+        check_int("batch_size", self.batch_size, minimum=1, optional=True)
+        check_int("seed", self.seed, optional=True)
+        check_feature_cache(self.feature_cache)
+        object.__setattr__(self, "class_weight", plain_class_weight(self.class_weight))
+
+    @property
+    def fine_tune_learning_rate(self):
+        """Phase 2's learning rate: `fine_tune_lr`, or `head_lr / 100`."""
+        return self.head_lr / 100 if self.fine_tune_lr is None else self.fine_tune_lr
+
+    def to_dict(self):
+        return {**super().to_dict(), "fine_tune_lr": self.fine_tune_learning_rate}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScratchSettings(Settings):
+    """The settings of `train_from_scratch`."""
+
+    epochs: int = setting(10, "epochs", cli=False)
+    learning_rate: float = setting(1e-3, "learning rate from scratch", flag="--scratch-lr")
+    bn_momentum: float = setting(0.9, "BatchNorm momentum while training", cli=False)
+    batch_size: int = setting(None, "batch size for arrays (32)", cli=False)
+    class_weight: object = setting(None, "weight per class", cli=False)
+    seed: int = setting(None, "seeds Python, NumPy and TensorFlow", cli=False)
+
+    def validate(self):
+        check_int("epochs", self.epochs)
+        check_number("learning_rate", self.learning_rate, above=0)
+        check_number("bn_momentum", self.bn_momentum, above=0, below=1, optional=True)
+        check_int("batch_size", self.batch_size, minimum=1, optional=True)
+        check_int("seed", self.seed, optional=True)
+        object.__setattr__(self, "class_weight", plain_class_weight(self.class_weight))
+
+
+def check_feature_cache(mode):
+    """Accepts `"auto"`, `"memory"`, `"off"` or a folder as a path object."""
+    if mode in FEATURE_CACHE_MODES or isinstance(mode, os.PathLike):
+        return
+    raise ValueError(
+        f"feature_cache must be one of {', '.join(FEATURE_CACHE_MODES)} or a folder as a "
+        f"pathlib.Path. Received: feature_cache={mode!r}"
+    )
+
+
+def plain_class_weight(class_weight):
+    """`None`, `"balanced"`, or a dict of int keys and float values (JSON-safe)."""
+    if class_weight is None or class_weight in CLASS_WEIGHTS:
+        return class_weight
+    if not isinstance(class_weight, dict):
+        raise ValueError(
+            f"class_weight must be a dict, 'balanced' or None. Received: class_weight={class_weight!r}")
+    if not all(is_int(k) and is_number(v) for k, v in class_weight.items()):
+        raise ValueError(
+            f"class_weight must map class indices to numbers. Received: class_weight={class_weight!r}")
+    return {int(k): float(v) for k, v in class_weight.items()}
+
+
+def fill(settings_classes, keywords, given=None, *, caller):
+    """Routes keyword arguments to the settings classes whose field they name.
+
+    Args:
+        settings_classes: dict of name to settings class, e.g.
+            `{"model": ModelSettings, "training": FineTuneSettings}`.
+        keywords: dict. Keyword arguments a function received.
+        given: dict or `None`. Settings objects passed whole, by name; the
+            keywords change their fields.
+        caller: str. The function's name, for the error.
+
+    Returns:
+        dict of name to settings object.
+
+    Raises:
+        TypeError: for a keyword no settings class has, or a whole settings
+            object of the wrong class.
+    """
+    owners = {}
+    for name, cls in settings_classes.items():
+        for field in cls.field_names():
+            owners.setdefault(field, name)
+    unknown = sorted(set(keywords) - set(owners))
+    if unknown:
+        raise TypeError(
+            f"{caller}() got unexpected keyword argument(s) {', '.join(unknown)}. Valid: "
+            f"{', '.join(sorted(owners))}")
+    result = {}
+    for name, cls in settings_classes.items():
+        base = (given or {}).get(name)
+        if base is not None and not isinstance(base, cls):
+            raise TypeError(f"{name} must be a {cls.__name__}. Received: {type(base).__name__}")
+        changes = {k: v for k, v in keywords.items() if owners[k] == name}
+        result[name] = base.replace(**changes) if base is not None else cls(**changes)
+    return result
+
+
+def keywords_of(*settings_classes):
+    """Decorator: shows the settings classes' fields as the function's keyword arguments.
+
+    The function takes them as `**keywords`; `help()`, IDEs and
+    `inspect.signature` see each with its default.
+    """
+
+    def decorate(function):
+        parameters = [p for p in inspect.signature(function).parameters.values()
+                      if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        taken = {p.name for p in parameters}
+        for cls in settings_classes:
+            defaults = cls()
+            for name in cls.field_names():
+                if name not in taken:
+                    taken.add(name)
+                    parameters.append(inspect.Parameter(
+                        name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, name)))
+        function.__signature__ = inspect.Signature(parameters)
+        return function
+
+    return decorate
+
+
+def add_arguments(parser, *settings_classes):
+    """Adds a command-line option for every offered field of the settings classes.
+
+    A field named in several classes (none today) is offered once.
+    """
+    seen = set()
+    for cls in settings_classes:
+        for field in dataclasses.fields(cls):
+            meta = field.metadata
+            if not meta.get("cli") or field.name in seen:
+                continue
+            seen.add(field.name)
+            flag = meta["flag"] or "--" + field.name.replace("_", "-")
+            default = field.default
+            shown = "none" if default is None else default
+            text = meta["help"] if "(default:" in meta["help"] else f"{meta['help']} (default: {shown})"
+            kwargs = dict(dest=field.name, default=default, help=text)
+            if isinstance(default, bool):
+                parser.add_argument(flag, action="store_true", **kwargs)
+                continue
+            parse = meta["parse"] or (str if default is None else type(default))
+            kwargs["type"] = _argparse_type(parse)
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+            if meta["metavar"]:
+                kwargs["metavar"] = meta["metavar"]
+            parser.add_argument(flag, **kwargs)
+
+
+def _argparse_type(parse):
+    import argparse
+
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
