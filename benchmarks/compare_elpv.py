@@ -1,6 +1,6 @@
 """`compare` on real images from ImageNet weights: ELPV solar cells, EfficientNet-Lite0.
 
-`transfer_tf.compare` trains EfficientNet-Lite0 three ways on the same 300
+`transfer_tf.compare()` trains EfficientNet-Lite0 three ways on the same 300
 labelled cells (defective vs functional, drawn per class in proportion) and
 the same epoch budget: the head on the frozen ImageNet base, two-phase
 fine-tuning, and from random weights. Validation is 600 other cells (drawn

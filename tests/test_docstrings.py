@@ -13,7 +13,7 @@ import transfer_tf as ttf
 MODULES = [
     "backbones", "preprocessing", "model", "training", "scratch", "evaluation",
     "data.augment", "data.sources", "data.split", "exporting.tflite", "metrics", "plots",
-    "precision",
+    "precision", "adaptation", "classical", "pretraining", "lr_finder",
 ]
 
 

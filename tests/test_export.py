@@ -169,13 +169,14 @@ def test_mediapipe_image_classifier_returns_label_names(request, held_out, bundl
         base_options=BaseOptions(model_asset_path=str(exported.files[artefact])), max_results=3,
     )
     images = held_out[0][:12].round()
-    litert_top = tflite_scores(exported.files[artefact].read_bytes(), images).argmax(-1)
+    litert = tflite_scores(exported.files[artefact].read_bytes(), images)
     with vision.ImageClassifier.create_from_options(options) as mediapipe_classifier:
-        for image, expected in zip(images, litert_top):
+        for image, scores in zip(images, litert):
             frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image.astype(np.uint8)))
             categories = mediapipe_classifier.classify(frame).classifications[0].categories
             assert sorted(c.category_name for c in categories) == sorted(CLASSES)
-            assert categories[0].category_name == CLASSES[expected]
+            top = {CLASSES[i] for i in np.flatnonzero(scores == scores.max())}  # uint8 scores can tie
+            assert categories[0].category_name in top
 
 
 def test_binary_classifier_exports_one_score_per_label():

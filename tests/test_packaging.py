@@ -31,26 +31,44 @@ def test_ci_runs_the_readme_commands_verbatim():
 
 def test_public_api():
     assert sorted(ttf.__all__) == [
-        "BackboneSpec", "Block", "ComparisonResult", "DataSettings", "ExportResult",
-        "FineTuneResult", "FineTuneSettings", "FlexOpsRequiredError", "ImageClassifier",
-        "ImagePreprocessing", "ModelSettings", "PhaseResult", "Predictions", "ScratchSettings",
-        "TFLiteConfig", "WeightsNotAvailableError", "all_layers", "block_layers", "build_head",
+        "BackboneSpec", "Block", "ComparisonResult", "DataSettings", "EstimatorClassifier",
+        "ExportResult", "FineTuneResult", "FineTuneSettings", "FlexOpsRequiredError",
+        "ImageClassifier", "ImagePreprocessing", "LRFinderResult", "ModelSettings", "PhaseResult",
+        "Predictions", "PretrainResult", "ScratchSettings", "TFLiteConfig",
+        "WeightsNotAvailableError", "adapt", "all_layers", "block_layers", "build_head",
         "classification_metrics", "compare", "cpu_summary", "data", "evaluate", "export",
-        "fine_tune", "float32_copy", "get_backbone", "is_batchnorm", "keras_cache_dir",
-        "list_backbones", "load", "plots", "predict_dataset", "predict_files", "save",
-        "split_base", "train_from_scratch", "write_report",
+        "extract_features", "find_lr", "fine_tune", "fit_classical", "float32_copy", "get_backbone",
+        "is_batchnorm", "keras_cache_dir", "list_backbones", "load", "plots", "predict_dataset",
+        "predict_files", "pretrain", "reestimate_batchnorm", "save", "split_base",
+        "train_from_scratch", "write_report",
     ]
     assert sorted(ttf.data.__all__) == [
         "AUGMENTATIONS", "ELPV_LICENCE", "ElpvArrays", "IMAGE_EXTENSIONS", "ImageSplits",
-        "RESIZE_POLICIES", "augmentation", "check_image", "elpv", "elpv_arrays", "from_arrays",
-        "from_directory", "from_tfds", "list_images", "read_image", "stratified_sample",
+        "RESIZE_POLICIES", "UnlabelledImages", "augmentation", "check_image", "elpv", "elpv_arrays",
+        "from_arrays", "from_directory", "from_tfds", "list_images", "read_image",
+        "stratified_sample", "unlabelled_images",
     ]
     assert sorted(ttf.plots.__all__) == [
-        "plot_class_distribution", "plot_confusion_matrix", "plot_history", "plot_mistakes",
-        "plot_validation_curves",
+        "plot_class_distribution", "plot_confusion_matrix", "plot_history", "plot_lr_sweep",
+        "plot_mistakes", "plot_validation_curves",
     ]
     for name in ttf.__all__:
         assert getattr(ttf, name) is not None
+
+
+def test_public_names_stay_what_they_are_after_every_module_is_imported():
+    # Importing `transfer_tf.x` binds the module to the package attribute `x`,
+    # which would hide a public function of the same name.
+    import importlib
+    import pkgutil
+    import types
+
+    for module in pkgutil.walk_packages(ttf.__path__, prefix="transfer_tf."):
+        importlib.import_module(module.name)
+    for name in ttf.__all__:
+        value = getattr(ttf, name)
+        if name not in ("data", "plots"):
+            assert not isinstance(value, types.ModuleType), f"ttf.{name} is a module"
 
 
 def test_console_script_is_declared():

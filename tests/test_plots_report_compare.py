@@ -124,12 +124,16 @@ def test_compare_trains_three_ways_on_one_split_and_writes_table_json_plot(folde
     table = capsys.readouterr().out
     result = json.loads((out / "compare.json").read_text())
     rows = {row["method"]: row for row in result["rows"]}
-    assert list(rows) == ["feature_extraction", "fine_tuning", "from_scratch"]
-    assert all(row["epochs"] == 2 and row["method"] in table for row in rows.values())
+    assert list(rows) == ["classical", "feature_extraction", "fine_tuning", "from_scratch"]
+    assert rows["classical"]["epochs"] == 0 and "logistic" in rows["classical"]["description"]
+    trained = {m: row for m, row in rows.items() if m != "classical"}
+    assert all(row["epochs"] == 2 and row["method"] in table for row in trained.values())
     assert all(0 <= row["final_val_accuracy"] <= row["best_val_accuracy"] <= 1 for row in rows.values())
-    params = [rows[m]["trainable_params"] for m in rows]
+    params = [trained[m]["trainable_params"] for m in trained]
     assert params[0] < params[1] < params[2]  # head < head + top block < everything
-    assert result["boundaries"] == {"feature_extraction": None, "fine_tuning": 1, "from_scratch": None}
+    assert result["boundaries"] == {"classical": None, "feature_extraction": None, "fine_tuning": 1,
+                                    "from_scratch": None}
+    assert list(result["curves"]) == list(trained)
     assert all(len(curve) == 2 for curve in result["curves"].values())
     assert png(out / "compare.png") == ((800, 450), True)
     assert "compare.png" in links(out / "compare.md")

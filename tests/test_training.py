@@ -7,7 +7,7 @@ import pytest
 import transfer_tf as ttf
 from transfer_tf.backbones import block_layers
 from transfer_tf.freezing import all_layers, is_batchnorm
-from transfer_tf.training import class_weight_for
+from transfer_tf.inputs import class_weight_for
 
 from conftest import random_images, separable_data
 

@@ -23,10 +23,12 @@ _apply_cpu_defaults()
 
 # Public name -> the module that defines it.
 _PUBLIC = {
+    "adapt": "adaptation", "reestimate_batchnorm": "adaptation",
+    "EstimatorClassifier": "classical", "extract_features": "classical", "fit_classical": "classical",
     "BackboneSpec": "backbones", "Block": "backbones", "block_layers": "backbones",
     "get_backbone": "backbones", "list_backbones": "backbones", "split_base": "backbones",
     "keras_cache_dir": "cache_dirs",
-    "ComparisonResult": "compare", "compare": "compare",
+    "ComparisonResult": "comparison", "compare": "comparison",
     "cpu_summary": "cpu_settings",
     "WeightsNotAvailableError": "errors",
     "Predictions": "evaluation", "evaluate": "evaluation", "predict_dataset": "evaluation",
@@ -35,7 +37,7 @@ _PUBLIC = {
     "all_layers": "freezing", "is_batchnorm": "freezing",
     "build_head": "head",
     "classification_metrics": "metrics",
-    "ImageClassifier": "model", "load": "model",
+    "ImageClassifier": "model", "load": "runs",
     "float32_copy": "precision",
     "ImagePreprocessing": "preprocessing",
     "FineTuneResult": "records", "PhaseResult": "records",
@@ -45,6 +47,8 @@ _PUBLIC = {
     "DataSettings": "settings", "FineTuneSettings": "settings", "ModelSettings": "settings",
     "ScratchSettings": "settings",
     "fine_tune": "training",
+    "find_lr": "lr_finder", "LRFinderResult": "lr_finder",
+    "pretrain": "pretraining", "PretrainResult": "pretraining",
     "predict_files": "workflows",
 }
 _SUBMODULES = ("data", "plots")

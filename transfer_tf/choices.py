@@ -13,3 +13,8 @@ RESIZE_POLICIES = ("stretch", "crop", "pad")
 FEATURE_CACHE_MODES = ("auto", "memory", "off")
 CLASS_WEIGHTS = ("balanced",)
 PRECISIONS = ("float32", "float16", "dynamic_range", "int8")
+# "dense": the head fine_tune trains; the others: a scikit-learn estimator on the frozen features.
+HEADS = ("dense", "logistic", "linear_svm", "rbf_svm", "knn")
+PRETRAINING_METHODS = ("autoencoder", "masked")
+ADAPTATION_METHODS = ("adabn", "dann", "coral")
+SCHEDULES = ("constant", "cosine", "one_cycle")

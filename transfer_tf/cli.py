@@ -3,6 +3,9 @@
     transfer-tf backbones
     transfer-tf train DATA_DIR --backbone resnet50 --out saved_models/flowers
     transfer-tf compare DATA_DIR --backbone resnet50 --weights imagenet
+    transfer-tf adapt RUN SOURCE_DIR TARGET_DIR --method dann
+    transfer-tf pretrain DATA_DIR --method masked --out saved_models/pretrained
+    transfer-tf lr-find RUN_OR_DATA --phase head --plot sweep.png
     transfer-tf evaluate RUN DATA_DIR
     transfer-tf predict RUN IMAGE_OR_DIR... --top-k 3
     transfer-tf export RUN --precision float32 int8
@@ -25,11 +28,15 @@ import tomllib
 from pathlib import Path
 
 from transfer_tf._native_logs import load_tensorflow_quietly
+from transfer_tf.choices import PRETRAINING_METHODS
 from transfer_tf.settings import (
-    DataSettings, FineTuneSettings, ModelSettings, ScratchSettings, add_arguments, parse_weights,
+    DataSettings, FineTuneSettings, ModelSettings, ScratchSettings, add_arguments, parse_blocks, parse_weights,
 )
 
 PROG = "transfer-tf"
+_STRATEGY_HELP = ("train with tf.distribute: mirrored (this machine's GPUs) or multi-worker (the "
+                  "cluster in TF_CONFIG; run the same command on every worker, only the chief writes) "
+                  "(default: none)")
 _PRECISION_CHOICES = ("float32", "float16", "dynamic-range", "int8")
 
 
@@ -83,8 +90,12 @@ def build_parser():
     train.add_argument("data_dir", nargs="?", help="folder with one sub-folder of images per class")
     train.add_argument("--config", help="YAML or TOML file of settings; flags override it")
     train.add_argument("--out", help="run folder to write (default: saved_models/DATA_DIR-BACKBONE)")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace an existing run at --out, finished or not")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the unfinished run at --out from its last completed epoch")
     add_arguments(train, ModelSettings, DataSettings, FineTuneSettings)
+    train.add_argument("--strategy", choices=("mirrored", "multi-worker"), help=_STRATEGY_HELP)
 
     compare = sub.add_parser("compare", parents=[common],
                              help="feature extraction vs fine-tuning vs from scratch on your data")
@@ -93,7 +104,60 @@ def build_parser():
                                        "(default: saved_models/compare-DATA_DIR-BACKBONE)")
     compare.add_argument("--overwrite", action="store_true", help="replace an earlier comparison at --out")
     add_arguments(compare, ModelSettings, DataSettings, FineTuneSettings, ScratchSettings)
+    compare.add_argument("--strategy", choices=("mirrored", "multi-worker"), help=_STRATEGY_HELP)
+    compare.add_argument("--classical", choices=("logistic", "linear_svm", "rbf_svm", "knn", "none"),
+                         default="logistic",
+                         help="estimator of the classical row on the frozen features (default: logistic)")
     compare.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    adapt = sub.add_parser("adapt", parents=[common],
+                           help="adapt a run to another domain: AdaBN, DANN or Deep CORAL")
+    adapt.add_argument("run", help="run folder trained on the source domain")
+    adapt.add_argument("source_dir", help="labelled source images, one sub-folder per class "
+                                          "(not read by adabn)")
+    adapt.add_argument("target_dir", help="target images, any folder (class sub-folders, if they "
+                                          "match, only evaluate the result)")
+    adapt.add_argument("--method", choices=("adabn", "dann", "coral"), default="adabn",
+                       help="(default: adabn)")
+    adapt.add_argument("--labelled-target", metavar="DIR",
+                       help="a few labelled target images, one sub-folder per class")
+    adapt.add_argument("--domain-weight", type=float, default=1.0,
+                       help="weight of the alignment loss (default: 1.0)")
+    adapt.add_argument("--out", help="adapted run folder (default: RUN-METHOD)")
+    adapt.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
+    add_arguments(adapt, DataSettings, FineTuneSettings)
+    adapt.add_argument("--strategy", choices=("mirrored", "multi-worker"), help=_STRATEGY_HELP)
+
+    pretrain = sub.add_parser("pretrain", parents=[common],
+                              help="pretrain a base on unlabelled images (autoencoder, masked images)")
+    pretrain.add_argument("data_dir", help="images in any folders; labels are ignored")
+    pretrain.add_argument("--method", choices=PRETRAINING_METHODS, default="autoencoder",
+                          help="(default: autoencoder)")
+    pretrain.add_argument("--epochs", type=int, default=10, help="(default: 10)")
+    pretrain.add_argument("--learning-rate", type=float, default=1e-3, help="(default: 1e-3)")
+    pretrain.add_argument("--mask-ratio", type=float, default=0.5,
+                          help="masked: fraction of the patches hidden (default: 0.5)")
+    pretrain.add_argument("--out", help="folder --weights takes (default: saved_models/pretrained-BACKBONE-METHOD)")
+    pretrain.add_argument("--overwrite", action="store_true", help="replace an existing folder at --out")
+    pretrain.add_argument("--backbone", default="efficientnet_lite0",
+                          help="see `transfer-tf backbones` (default: efficientnet_lite0)")
+    pretrain.add_argument("--weights", type=parse_weights, default=None,
+                          help="the start: none (random) or imagenet (continued pretraining) (default: none)")
+    pretrain.add_argument("--image-size", type=int, help="input size in pixels (default: the backbone's)")
+    add_arguments(pretrain, DataSettings)
+    pretrain.add_argument("--strategy", choices=("mirrored", "multi-worker"), help=_STRATEGY_HELP)
+
+    lr_find = sub.add_parser("lr-find", parents=[common],
+                             help="sweep a phase's learning rate on a run's data or a folder; suggest one")
+    lr_find.add_argument("source", metavar="RUN_OR_DATA",
+                         help="a run folder (its data re-read) or a folder with one sub-folder per class")
+    lr_find.add_argument("--phase", choices=("head", "fine_tune"), default="head", help="(default: head)")
+    lr_find.add_argument("--unfreeze-blocks", type=parse_blocks, default=1,
+                         help="blocks trained in the fine_tune phase: a number or 'all' (default: 1)")
+    lr_find.add_argument("--steps", type=int, default=100, help="at most this many batches (default: 100)")
+    lr_find.add_argument("--plot", metavar="PNG", help="write the sweep's plot there")
+    lr_find.add_argument("--json", action="store_true", help="print the sweep as JSON")
+    add_arguments(lr_find, ModelSettings, DataSettings)
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="metrics of a run on a folder of images")
     evaluate.add_argument("run", help="run folder")
@@ -225,12 +289,15 @@ def run_train(args):
 
     if args.data_dir is None:
         raise ValueError("train needs DATA_DIR (an argument or `data_dir` in --config)")
+    strategy = _strategy(args)
     out = args.out or f"saved_models/{Path(args.data_dir).resolve().name}-{args.backbone}"
     _, splits, result = train_run(
         args.data_dir, out, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
-        training=FineTuneSettings.from_args(args), overwrite=args.overwrite,
-        verbose=0 if args.quiet else 1,
+        training=FineTuneSettings.from_args(args), overwrite=args.overwrite, resume=args.resume,
+        strategy=strategy, verbose=0 if args.quiet else 1,
     )
+    if not _is_chief(strategy):
+        return 0
     if not args.quiet:
         print("\nData:\n" + splits.summary())
         print("Training:\n" + format_training(result))
@@ -238,19 +305,96 @@ def run_train(args):
     return 0
 
 
+def _strategy(args):
+    """The `--strategy`, made before the command runs any TensorFlow op (multi-worker needs that)."""
+    from transfer_tf.distribute import make_strategy
+
+    return make_strategy(args.strategy)
+
+
+def _is_chief(strategy):
+    from transfer_tf.distribute import is_chief
+
+    return is_chief(strategy)
+
+
 def run_compare(args):
     from transfer_tf.workflows import compare_run
 
+    strategy = _strategy(args)
     out = args.out or f"saved_models/compare-{Path(args.data_dir).resolve().name}-{args.backbone}"
     result, _ = compare_run(
         args.data_dir, out, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
         training=FineTuneSettings.from_args(args), scratch_lr=ScratchSettings.from_args(args).learning_rate,
-        overwrite=args.overwrite, verbose=0 if (args.quiet or args.json) else 1,
+        classical=None if args.classical == "none" else args.classical, overwrite=args.overwrite,
+        strategy=strategy, verbose=0 if (args.quiet or args.json) else 1,
     )
+    if not _is_chief(strategy):
+        return 0
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     elif args.quiet:
         print(result.table())
+    return 0
+
+
+def run_adapt(args):
+    from transfer_tf.workflows import adapt_run, format_training
+
+    strategy = _strategy(args)
+    out = args.out or f"{str(args.run).rstrip('/')}-{args.method}"
+    _, result, metrics = adapt_run(
+        args.run, args.source_dir, args.target_dir, out, method=args.method,
+        labelled_target_dir=args.labelled_target, domain_weight=args.domain_weight,
+        data=DataSettings.from_args(args), training=FineTuneSettings.from_args(args),
+        overwrite=args.overwrite, strategy=strategy, verbose=0 if args.quiet else 1,
+    )
+    if not _is_chief(strategy):
+        return 0
+    if not args.quiet:
+        print("Adaptation:\n" + format_training(result))
+    if metrics is not None:
+        print(f"Target images: accuracy {metrics['accuracy']:.1%}, balanced accuracy "
+              f"{metrics['balanced_accuracy']:.1%}")
+    print(f"Saved the adapted run to {out}")
+    return 0
+
+
+def run_pretrain(args):
+    from transfer_tf.workflows import format_training, pretrain_run
+
+    strategy = _strategy(args)
+    out = args.out or f"saved_models/pretrained-{args.backbone}-{args.method}"
+    result = pretrain_run(
+        args.data_dir, out, method=args.method, epochs=args.epochs, learning_rate=args.learning_rate,
+        mask_ratio=args.mask_ratio, backbone=args.backbone, weights=args.weights,
+        image_size=args.image_size, data=DataSettings.from_args(args), overwrite=args.overwrite,
+        strategy=strategy, verbose=0 if args.quiet else 1,
+    )
+    if not _is_chief(strategy):
+        return 0
+    if not args.quiet:
+        print("Pretraining:\n" + format_training(result.record))
+    print(f"Saved the pretrained base to {out}; use it with --weights {out}")
+    return 0
+
+
+def run_lr_find(args):
+    from transfer_tf.workflows import lr_find_run
+
+    result = lr_find_run(
+        args.source, phase=args.phase, unfreeze_blocks=args.unfreeze_blocks, steps=args.steps,
+        plot=args.plot, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
+        verbose=0 if (args.quiet or args.json) else 1,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    s = result.suggestions
+    print(f"Suggested learning rate ({args.phase}): {s['valley']:.2g} (valley; minimum/10 "
+          f"{s['minimum']:.2g}, steepest {s['steep']:.2g}), from {len(result.losses)} batches.")
+    if args.plot:
+        print(f"Wrote {args.plot}")
     return 0
 
 
@@ -314,6 +458,9 @@ COMMANDS = {
     "backbones": run_backbones,
     "train": run_train,
     "compare": run_compare,
+    "adapt": run_adapt,
+    "pretrain": run_pretrain,
+    "lr-find": run_lr_find,
     "evaluate": run_evaluate,
     "predict": run_predict,
     "export": run_export,

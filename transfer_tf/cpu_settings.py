@@ -13,6 +13,8 @@ TensorFlow loads (TensorFlow reads it once). `import transfer_tf` and the
 
 If TensorFlow was imported before transfer_tf on a CPU where that leaves
 oneDNN off, a warning says once how to get the faster kernels.
+`TRANSFER_TF_CPU_DEFAULTS=0` in the environment leaves every setting to
+TensorFlow.
 """
 
 import os
@@ -23,6 +25,7 @@ import warnings
 from transfer_tf.system_info import cpu_description, cpu_flags
 
 ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
+OPT_OUT = "TRANSFER_TF_CPU_DEFAULTS"
 X86 = ("x86_64", "AMD64", "amd64")
 
 _set_by_transfer_tf = {}
@@ -56,6 +59,8 @@ def apply_defaults(environ=None):
         dict: the variables this call set.
     """
     environ = os.environ if environ is None else environ
+    if environ.get(OPT_OUT) == "0":
+        return {}
     missing = {k: v for k, v in recommended().items() if k not in environ}
     if "tensorflow" in sys.modules:
         _warn_if_slower(missing)

@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import keras
@@ -82,99 +83,127 @@ class PhaseData:
 class Uncached:
     """Every phase fits the whole classifier on the images."""
 
-    def __init__(self, classifier, train, validation):
-        self.images = PhaseData(classifier, train, validation)
+    def __init__(self, classifier, datasets):
+        self.classifier = classifier
+        self.datasets = datasets
 
     def head_phase(self):
-        return self.images
+        return PhaseData(self.classifier, self.datasets["train"], self.datasets.get("validation"))
 
     def fine_tune_phase(self, unfrozen):
-        return self.images
+        return self.head_phase()
+
+    def feature_maps(self):
+        """The model from phase 2's inputs (raw images) to the base's feature maps."""
+        inputs = keras.Input((*self.classifier.image_size, 3))
+        classifier = self.classifier
+        return keras.Model(inputs, classifier.base(classifier.preprocessor(inputs), training=False),
+                           name="images_to_features")
+
+    def inputs(self, name):
+        """Dataset `name` as phase 2 takes it: the images."""
+        return self.datasets[name]
 
 
-def start(classifier, train, validation, unfreeze_blocks, mode, *, verbose):
+def start(classifier, datasets, unfreeze_blocks, mode, *, verbose):
     """The cache for this run, or `Uncached` and why not, with its `CacheReport`.
+
+    Args:
+        datasets: dict of name to dataset or `None`. `fine_tune` passes
+            `"train"` and `"validation"`; other trainers add their own
+            (the target domain, ...).
 
     Call after the base is frozen: the cache holds what the frozen base computes.
     """
-    reason = why_not(train, validation, mode)
+    datasets = {name: data for name, data in datasets.items() if data is not None}
+    reason = why_not(datasets, mode)
     if reason:
         if verbose and str(mode) != "off":
             print(f"Features not cached: {reason}. The base runs on every image every epoch.")
-        return Uncached(classifier, train, validation), CacheReport(used=False, reason=reason)
-    cache = FeatureCache.compute(classifier, train, validation, unfreeze_blocks, mode, verbose=verbose)
+        return Uncached(classifier, datasets), CacheReport(used=False, reason=reason)
+    cache = FeatureCache.compute(classifier, datasets, unfreeze_blocks, mode, verbose=verbose)
     return cache, cache.report
 
 
-def why_not(train, validation, mode):
-    """The reason features cannot be cached for this data, or `""`."""
+def why_not(datasets, mode):
+    """The reason features cannot be cached for these datasets, or `""`."""
     if str(mode) == "off":
         return "feature_cache='off'"
-    for name, data in (("train_data", train), ("validation_data", validation)):
-        if data is None:
-            continue
+    for name, data in datasets.items():
         recipe = recipe_of(data)
+        label = f"{name}_data" if name in ("train", "validation") else f"the {name} data"
         if recipe is None:
-            return (f"{name} is a tf.data pipeline transfer_tf did not build (or one mapped "
+            return (f"{label} is a tf.data pipeline transfer_tf did not build (or one mapped "
                     "since), so its images cannot be matched to cached features; pass arrays "
                     "or the datasets of ttf.data loaders")
         if recipe.augmented:
-            return f"{name} is augmented: every epoch sees new images"
+            return f"{label} is augmented: every epoch sees new images"
     return ""
 
 
 class FeatureCache:
-    """Cached base outputs (and phase 2 activations) of a train/validation pair.
+    """Cached base outputs (and phase 2 activations) of named datasets.
 
     Build one with `FeatureCache.compute`. It answers one question per
-    phase: which model, on which data. Datasets come from each split's
+    phase: which model, on which data. Datasets come from each one's
     `Recipe`: the same index order as the images, looked up in the cache.
     """
 
-    def __init__(self, classifier, train, validation, cut, top, arrays, report):
+    def __init__(self, classifier, datasets, cut, top, arrays, report):
         self.classifier = classifier
-        self.datasets = {"train": train, "validation": validation}
+        self.datasets = datasets
         self.cut = cut
         self.top = top
         self.arrays = arrays
         self.report = report
 
     @classmethod
-    def compute(cls, classifier, train, validation, unfreeze_blocks, mode, *, verbose):
-        """Runs the frozen base once over both splits (or loads an earlier run's files)."""
-        recipes = {"train": recipe_of(train)}
-        if validation is not None:
-            recipes["validation"] = recipe_of(validation)
+    def compute(cls, classifier, datasets, unfreeze_blocks, mode, *, verbose):
+        """Runs the frozen base once over every dataset (or loads an earlier run's files)."""
+        recipes = {name: recipe_of(data) for name, data in datasets.items()}
         cut = cut_block(classifier, unfreeze_blocks)
         bottom, top = (None, None) if cut is None else split_base(
             classifier.base, classifier.backbone_spec, cut)
         arrays, report = _Filler(classifier, recipes, cut, bottom, top).fill(mode, MEMORY_BUDGET, verbose)
-        return cls(classifier, train, validation, cut, top, arrays, report)
+        return cls(classifier, datasets, cut, top, arrays, report)
 
     def head_phase(self):
         """Phase 1: the head alone, on the cached base outputs."""
         self.report.phases = ["head"]
-        return PhaseData(self.classifier.head, *self._datasets("features"), "cached base outputs")
+        return PhaseData(self.classifier.head, *self._train_validation("features"), "cached base outputs")
 
     def fine_tune_phase(self, unfrozen):
         """Phase 2: the unfrozen blocks + head on cached activations, where there is a cut."""
         if self.cut is not None:
             self.report.phases.append("fine_tune")
             model = TopAndHead(self.top, self.classifier.head, name="top_and_head")
-            return PhaseData(model, *self._datasets("activations"), f"cached activations below {self.cut}")
+            return PhaseData(model, *self._train_validation("activations"),
+                             f"cached activations below {self.cut}")
         if not unfrozen:
             self.report.phases.append("fine_tune")
-            return PhaseData(self.classifier.head, *self._datasets("features"), "cached base outputs")
+            return PhaseData(self.classifier.head, *self._train_validation("features"),
+                             "cached base outputs")
         # The whole base trains: the images, in the order the cached phase 1 left them.
-        return PhaseData(self.classifier, self.datasets["train"], self.datasets["validation"])
+        return PhaseData(self.classifier, self.datasets["train"], self.datasets.get("validation"))
 
-    def _datasets(self, kind):
-        return tuple(
-            None if self.datasets[split] is None else recipe_of(self.datasets[split]).batches(
-                self.arrays[split][kind].__getitem__,
-                tf.TensorSpec((None, *self.arrays[split][kind].shape[1:]), tf.float32))
-            for split in ("train", "validation")
-        )
+    def feature_maps(self):
+        """The model from phase 2's inputs to the base's feature maps: the top blocks, or the base."""
+        return self.top if self.cut is not None else Uncached(self.classifier, {}).feature_maps()
+
+    def inputs(self, name):
+        """Dataset `name` as phase 2 takes it: cached activations below the cut, or the images."""
+        if self.cut is None:
+            return self.datasets[name]
+        return self._dataset(name, "activations")
+
+    def _train_validation(self, kind):
+        return tuple(None if split not in self.datasets else self._dataset(split, kind)
+                     for split in ("train", "validation"))
+
+    def _dataset(self, name, kind):
+        array = self.arrays[name][kind]
+        return recipe_of(self.datasets[name]).batches(
+            array.__getitem__, tf.TensorSpec((None, *array.shape[1:]), tf.float32))
 
 
 def cut_block(classifier, unfreeze_blocks):
@@ -229,7 +258,9 @@ class _Filler:
             for split, recipe in self.recipes.items():
                 arrays[split] = self._compute(recipe, kinds, folder, split, verbose)
             if folder is not None:
-                (folder / "key.json").write_text(json.dumps(self._key_fields, indent=2) + "\n")
+                partial = folder / f".key.{uuid.uuid4().hex}.json.partial"
+                partial.write_text(json.dumps(self._key_fields, indent=2) + "\n")
+                os.replace(partial, folder / "key.json")
         report.seconds = time.perf_counter() - start
         report.reused = reused
         if verbose and not reused:
@@ -244,7 +275,8 @@ class _Filler:
                 arrays[kind] = np.empty(full, np.float32)
             else:
                 folder.mkdir(parents=True, exist_ok=True)
-                partial[kind] = folder / f".{split}_{kind}.npy.partial"
+                # Named uniquely: the workers of a cluster may fill one shared folder at once.
+                partial[kind] = folder / f".{split}_{kind}.{uuid.uuid4().hex}.npy.partial"
                 arrays[kind] = np.lib.format.open_memmap(partial[kind], mode="w+", dtype=np.float32, shape=full)
         forward = self._forward
         progress = keras.utils.Progbar(recipe.count, unit_name="image") if verbose else None
@@ -314,6 +346,7 @@ class TopAndHead(keras.Model):
         super().__init__(**kwargs)
         self.top = top
         self.head = head
+        self.built = True  # both parts are built models (BackupAndRestore needs a built model)
 
     def call(self, activations, training=None):
         return self.head(self.top(activations, training=False), training=training)

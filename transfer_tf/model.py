@@ -4,7 +4,7 @@ import copy
 
 import keras
 
-from transfer_tf import saving
+from transfer_tf import distribute, saving
 from transfer_tf.backbones import get_backbone
 from transfer_tf.checks import check_choice, normalise_image_size
 from transfer_tf.choices import TASKS
@@ -142,6 +142,7 @@ class ImageClassifier(keras.Model):
         hidden_units=(),
         dtype=None,
         seed=None,
+        strategy=None,
     ):
         """Builds a classifier on a registered backbone, its base frozen.
 
@@ -176,6 +177,9 @@ class ImageClassifier(keras.Model):
                 layers are made, so the initial weights (the head's, and
                 the base's with `weights=None`) depend on the seed only, not
                 on what ran before. Defaults to `None`.
+            strategy: `tf.distribute.Strategy` or `None`. Builds the model in
+                its scope, so its variables are replicated; the trainers then
+                run under it (see `distribute`). Defaults to `None`.
 
         Returns:
             An `ImageClassifier` whose base is frozen (not trainable).
@@ -208,7 +212,7 @@ class ImageClassifier(keras.Model):
         source = load(weights) if is_saved_model_path(weights) else weights
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        with dtype_policy_scope(dtype):
+        with distribute.scope(strategy), dtype_policy_scope(dtype):
             base = build_base(spec, image_size, source)
             base.trainable = False
             head = build_head(
@@ -274,7 +278,7 @@ def _resolve_num_classes(num_classes, class_names):
     return len(class_names)
 
 
-def load(path):
+def load(path, strategy=None):
     """Loads a classifier from a run folder (or a single `.keras` file).
 
     Keras's `safe_mode` stays on: a model that would need to deserialise
@@ -285,6 +289,8 @@ def load(path):
 
     Args:
         path: str or path. A run folder written by `save`, or a `.keras` file.
+        strategy: `tf.distribute.Strategy` or `None`. Loads the model in its
+            scope, to train it further under it. Defaults to `None`.
 
     Returns:
         The `ImageClassifier` (or, for a `.keras` file of another model, that
@@ -301,7 +307,8 @@ def load(path):
     >>> clf.save("saved_models/flowers")          # doctest: +SKIP
     >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
     """
-    model, history = saving.load_run(path)
+    with distribute.scope(strategy):
+        model, history = saving.load_run(path)
     if isinstance(model, ImageClassifier) and history is not None:
         model.training_record = FineTuneResult.from_dict(history)
     return model

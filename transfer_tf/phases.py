@@ -17,8 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer_tf import distribute
 from transfer_tf.precision import compute_dtypes
 from transfer_tf.records import PhaseResult
+from transfer_tf.schedules import DiscriminativeAdam, learning_rate
 
 
 @dataclasses.dataclass
@@ -37,6 +39,13 @@ class Phase:
         trainable_blocks: tuple of str. Blocks of the base that train.
         header: str. The line printed before the phase (with its parameter
             count appended).
+        compile: callable or `None`. `compile(model, learning_rate)` for a
+            model with a loss of its own (pretraining); `None` compiles it
+            for the classification task of the run's `FitOptions`.
+        schedule: str. `"constant"`, `"cosine"` or `"one_cycle"`, peaking
+            at `learning_rate`.
+        multipliers: dict or `None`. `id(variable)` to the factor of its
+            rate (discriminative rates); others get 1.
     """
 
     name: str
@@ -48,6 +57,9 @@ class Phase:
     first_epoch: int = 0
     trainable_blocks: tuple = ()
     header: str = ""
+    compile: object = None
+    schedule: str = "constant"
+    multipliers: dict = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +67,8 @@ class FitOptions:
     """What every phase of one run shares.
 
     Attributes:
-        task: str. The classifier's task (chooses loss and accuracy).
+        task: str or `None`. The classifier's task (chooses loss and
+            accuracy); `None` for phases that compile their own loss.
         num_classes: int.
         label_smoothing: float. `> 0` trains a multiclass head on one-hot
             labels.
@@ -66,10 +79,12 @@ class FitOptions:
         jit_compile: bool.
         loss_scaling: bool. Wrap the optimizer in `LossScaleOptimizer`
             (mixed_float16).
+        strategy: `tf.distribute.Strategy` or `None`. Every phase compiles
+            and fits in its scope, on datasets sharded for it.
     """
 
-    task: str
-    num_classes: int
+    task: str = None
+    num_classes: int = 0
     label_smoothing: float = 0.0
     class_weight: dict = None
     callbacks: tuple = ()
@@ -77,6 +92,7 @@ class FitOptions:
     verbose: object = "auto"
     jit_compile: bool = False
     loss_scaling: bool = False
+    strategy: object = None
 
     @classmethod
     def for_classifier(cls, classifier, **options):
@@ -95,8 +111,12 @@ class FitOptions:
         return dataset.map(lambda x, y, *rest: (
             x, tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), self.num_classes), *rest))
 
-    def compile(self, model, learning_rate, optimizer=None):
-        """Compiles `model` for the task with Adam at `learning_rate` (or the given optimizer)."""
+    def compile(self, model, learning_rate, optimizer=None, multipliers=None):
+        """Compiles `model` for the task with Adam at `learning_rate` (or the given optimizer).
+
+        `learning_rate` may be a schedule; `multipliers` (`id(variable)` to a
+        factor) gives variables rates of their own.
+        """
         if self.task == "multiclass":
             if self.one_hot:
                 loss = keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing)
@@ -108,7 +128,8 @@ class FitOptions:
             loss = keras.losses.BinaryCrossentropy(label_smoothing=self.label_smoothing)
             accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
         if optimizer is None:
-            optimizer = keras.optimizers.Adam(learning_rate)
+            optimizer = keras.optimizers.Adam(learning_rate) if not multipliers else DiscriminativeAdam(
+                lambda variable: multipliers.get(id(variable), 1.0), learning_rate=learning_rate)
             if self.loss_scaling:
                 # Keras adds loss scaling only to a model whose own policy is
                 # mixed_float16; the head or top blocks fitted alone may not be one.
@@ -120,39 +141,42 @@ def trainable_parameters(model):
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def run_phase(phase, options, classifier):
+def run_phase(phase, options, classifier=None, backup=None):
     """Compiles `phase.model`, fits it, and returns what happened.
 
     Args:
         phase: `Phase`.
         options: `FitOptions`.
-        classifier: `ImageClassifier`. Left compiled with the phase's
-            optimizer and loss, as if it had been fitted itself.
+        classifier: `ImageClassifier` or `None`. Left compiled with the
+            phase's optimizer and loss, as if it had been fitted itself.
+        backup: `backup.PhaseBackup` or `None`. A finished phase is then
+            skipped (its end weights loaded), an interrupted one continued
+            from its last epoch, and the phase's end recorded.
 
     Returns:
         `(PhaseResult, history)`: the record and the per-epoch metrics.
     """
-    options.compile(phase.model, phase.learning_rate)
-    parameters = trainable_parameters(phase.model)
-    if options.verbose != 0 and phase.epochs > 0 and phase.header:
-        print(f"{phase.header} ({parameters:,} parameters).")
-    callbacks = list(options.callbacks)
-    if options.patience is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=options.patience, restore_best_weights=True))
-    start = time.perf_counter()
-    history = {}
-    if phase.epochs > 0:
-        fit = phase.model.fit(
-            options.prepare(phase.train), validation_data=options.prepare(phase.validation),
-            epochs=phase.first_epoch + phase.epochs, initial_epoch=phase.first_epoch,
-            class_weight=options.class_weight, callbacks=callbacks, verbose=options.verbose,
-            shuffle=False,
-        )
-        history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    seconds = time.perf_counter() - start
-    if phase.model is not classifier:
-        options.compile(classifier, phase.learning_rate, optimizer=phase.model.optimizer)
+    if backup is not None:
+        done = backup.finished(phase.name)
+        if done is not None:
+            backup.restore_phase(phase.name, classifier or phase.model)
+            return done
+    batches = int(phase.train.cardinality()) if phase.train is not None else 0
+    if phase.schedule != "constant" and batches <= 0:
+        raise ValueError(
+            f"A {phase.schedule} schedule needs to know the phase's steps, and the training dataset's "
+            "length is unknown (a filtered or repeated tf.data pipeline). Pass arrays or a ttf.data "
+            f"dataset, or use the constant schedule. Received: schedule={phase.schedule!r}")
+    rate = learning_rate(phase.schedule, phase.learning_rate, batches * phase.epochs)
+    strategy = distribute.strategy_for(phase.model, options.strategy)
+    with distribute.scope(strategy):
+        if phase.compile is not None:
+            phase.compile(phase.model, rate)
+        else:
+            options.compile(phase.model, rate, multipliers=phase.multipliers)
+        history, seconds, earlier, parameters = _fit(phase, options, strategy, backup)
+        if classifier is not None and phase.model is not classifier:
+            options.compile(classifier, phase.learning_rate, optimizer=phase.model.optimizer)
     ran = len(next(iter(history.values()), []))
     result = PhaseResult(
         name=phase.name, first_epoch=phase.first_epoch, epochs=ran,
@@ -160,4 +184,41 @@ def run_phase(phase, options, classifier):
         trainable_blocks=list(phase.trainable_blocks), trainable_params=parameters,
         best={k: (min(v) if k.endswith("loss") else max(v)) for k, v in history.items()},
     )
+    if backup is not None:
+        backup.finish(phase.name, result, history, classifier or phase.model, ran=ran - len(earlier))
     return result, history
+
+
+def _fit(phase, options, strategy, backup):
+    """Fits the compiled phase model: `(history, seconds, earlier epochs' logs, trainable parameters)`."""
+    parameters = trainable_parameters(phase.model)
+    if options.verbose != 0 and phase.epochs > 0 and phase.header:
+        print(f"{phase.header} ({parameters:,} parameters).")
+    callbacks = list(options.callbacks)
+    if options.patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=options.patience, restore_best_weights=True))
+    earlier = []
+    if backup is not None:
+        callbacks += backup.callbacks(phase.name)
+        earlier = [e for e in backup.earlier_epochs(phase.name) if e["epoch"] < backup.epochs_done(phase.name)]
+        backup.replay_shuffle(phase)
+    start = time.perf_counter()
+    history = {}
+    if phase.epochs > 0:
+        distribute.draw_build_order(phase.train, strategy)
+        with distribute.multi_worker_fit(strategy):
+            fit = phase.model.fit(
+                distribute.sharded(options.prepare(phase.train), strategy),
+                validation_data=distribute.sharded(options.prepare(phase.validation), strategy),
+                epochs=phase.first_epoch + phase.epochs, initial_epoch=phase.first_epoch,
+                class_weight=options.class_weight, callbacks=callbacks, verbose=options.verbose,
+                shuffle=False,
+            )
+        # Keras keeps the epoch BackupAndRestore restored; the next fit must not inherit it.
+        phase.model._initial_epoch = None
+        history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+        if earlier:
+            history = {k: [e[k] for e in earlier] + v for k, v in history.items()}
+    return history, time.perf_counter() - start, earlier, parameters
+

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transfer_tf import plots
 from transfer_tf.evaluation import format_metrics, predict_dataset, prediction_metrics
-from transfer_tf.model import load
+from transfer_tf.runs import load
 from transfer_tf.run_data import run_data
 from transfer_tf.saving import (
     CONFIG_FILE, DATA_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, read_json,

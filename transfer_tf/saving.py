@@ -25,6 +25,7 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 DATA_FILE = "data.json"
 METRICS_FILE = "metrics.json"
+ESTIMATOR_FILE = "estimator.skops"
 FORMAT_VERSION = 1
 
 
@@ -37,7 +38,8 @@ def package_versions():
     }
 
 
-def save(classifier, directory, *, overwrite=True, data_summary=None):
+def save(classifier, directory, *, overwrite=True, data_summary=None, record=None, extra_files=None,
+         extra_config=None):
     """Writes a classifier's run folder.
 
     Files are written to a temporary folder beside `directory` first and
@@ -53,6 +55,11 @@ def save(classifier, directory, *, overwrite=True, data_summary=None):
         data_summary: dict or `None`. What the model was trained on (e.g.
             `ImageSplits.to_dict()`: source, split settings, class counts,
             skipped files), written to `data.json`. Defaults to `None`.
+        record: `FineTuneResult` or `None`. The training record to write;
+            defaults to the classifier's own.
+        extra_files: dict of file name to bytes, or `None`. More files of the
+            run (a classical head's estimator).
+        extra_config: dict or `None`. More entries of `config.json`.
 
     Returns:
         The run folder as a `Path`.
@@ -68,11 +75,14 @@ def save(classifier, directory, *, overwrite=True, data_summary=None):
         raise FileExistsError(
             f"{directory} already holds a saved model; pass overwrite=True to replace it."
         )
-    record = classifier.training_record
-    with staged_folder(directory, last=CONFIG_FILE, remove=(HISTORY_FILE, DATA_FILE)) as staging:
+    record = classifier.training_record if record is None else record
+    with staged_folder(directory, last=CONFIG_FILE,
+                       remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE)) as staging:
         keras.Model.save(classifier, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
-        write_json(staging / CONFIG_FILE, _run_config(classifier, record))
+        for name, content in (extra_files or {}).items():
+            (staging / name).write_bytes(content)
+        write_json(staging / CONFIG_FILE, {**_run_config(classifier, record), **(extra_config or {})})
         if record is not None:
             write_json(staging / HISTORY_FILE, record.to_dict())
         if data_summary is not None:

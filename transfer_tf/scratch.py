@@ -15,16 +15,18 @@ momentum is lowered (to `0.9` by default) before training.
 
 import keras
 
+from transfer_tf import distribute
 from transfer_tf.freezing import all_layers, is_batchnorm
 from transfer_tf.phases import FitOptions, Phase, run_phase
 from transfer_tf.records import FineTuneResult
 from transfer_tf.settings import ScratchSettings, fill, keywords_of
-from transfer_tf.training import check_class_weight, class_weight_for, training_data
+from transfer_tf.inputs import class_weight_for, training_data
+from transfer_tf.training import check_class_weight
 
 
 @keywords_of(ScratchSettings)
 def train_from_scratch(classifier, train_data, validation_data=None, *, settings=None, callbacks=(),
-                       verbose="auto", **keywords):
+                       verbose="auto", strategy=None, **keywords):
     """Trains every layer of a classifier (usually built with `weights=None`).
 
     Args:
@@ -37,6 +39,8 @@ def train_from_scratch(classifier, train_data, validation_data=None, *, settings
             keywords below change single ones. Defaults to `None`.
         callbacks: list of `keras.callbacks.Callback`. Defaults to `()`.
         verbose: `"auto"`, 0, 1 or 2. Defaults to `"auto"`.
+        strategy: `tf.distribute.Strategy` or `None`. As for `fine_tune`.
+            Defaults to `None`: the classifier's own, if any.
         epochs: int. Defaults to `10`.
         learning_rate: float. Adam learning rate. Defaults to `1e-3`.
         bn_momentum: float or `None`. Momentum given to every
@@ -67,11 +71,13 @@ def train_from_scratch(classifier, train_data, validation_data=None, *, settings
     """
     s = fill({"s": ScratchSettings}, keywords, {"s": settings}, caller="train_from_scratch")["s"]
     check_class_weight(s.class_weight, classifier)
+    strategy = distribute.strategy_for(classifier, strategy)
     if s.seed is not None:
         keras.utils.set_random_seed(s.seed)
     train, validation = training_data(classifier, train_data, validation_data, s.batch_size, s.seed)
+    distribute.check_same_order(strategy, {"train_data": train})
     options = FitOptions.for_classifier(
-        classifier, callbacks=tuple(callbacks), verbose=verbose,
+        classifier, callbacks=tuple(callbacks), verbose=verbose, strategy=strategy,
         class_weight=class_weight_for(s.class_weight, train, classifier))
 
     classifier.base.trainable = True
@@ -80,13 +86,14 @@ def train_from_scratch(classifier, train_data, validation_data=None, *, settings
         if s.bn_momentum is not None and is_batchnorm(layer):
             layer.momentum = s.bn_momentum
     blocks = classifier.backbone_spec.block_names if classifier.backbone_spec else ("base",)
-    phase = Phase(
-        "from_scratch", training_mode_model(classifier), train, validation, s.epochs, s.learning_rate,
-        trainable_blocks=blocks,
-        header=(f"From scratch: {s.epochs} epochs at learning rate {s.learning_rate:g}; training "
-                "every layer, BatchNorm in training mode"))
-    result = FineTuneResult.merge([run_phase(phase, options, classifier)], {"method": "from_scratch",
-                                                                            **s.to_dict()})
+    with distribute.scope(strategy):
+        phase = Phase(
+            "from_scratch", training_mode_model(classifier), train, validation, s.epochs, s.learning_rate,
+            trainable_blocks=blocks,
+            header=(f"From scratch: {s.epochs} epochs at learning rate {s.learning_rate:g}; training "
+                    "every layer, BatchNorm in training mode"))
+        result = FineTuneResult.merge([run_phase(phase, options, classifier)],
+                                      {"method": "from_scratch", **s.to_dict()})
     classifier.training_record = result
     return result
 

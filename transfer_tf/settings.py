@@ -18,7 +18,8 @@ from pathlib import Path
 
 from transfer_tf.checks import check_choice, check_int, check_number, is_int, is_number
 from transfer_tf.choices import (
-    AUGMENTATIONS, CLASS_WEIGHTS, DTYPE_POLICIES, FEATURE_CACHE_MODES, POOLINGS, RESIZE_POLICIES,
+    AUGMENTATIONS, CLASS_WEIGHTS, DTYPE_POLICIES, FEATURE_CACHE_MODES, HEADS, POOLINGS, RESIZE_POLICIES,
+    SCHEDULES,
 )
 
 
@@ -58,6 +59,34 @@ def parse_feature_cache(value):
 def parse_weights(value):
     """`none` means random weights; anything else is a name or a path."""
     return None if str(value).lower() == "none" else value
+
+
+def parse_rate(value):
+    """A learning rate, or `find` (the learning-rate finder's suggestion)."""
+    return "find" if str(value).lower() == "find" else float(value)
+
+
+def parse_rates(value):
+    """A rate, `low,high` (discriminative rates over the unfrozen blocks), or `find`."""
+    text = str(value).lower()
+    if text == "find":
+        return "find"
+    if "," in text:
+        low, high = (float(v) for v in text.split(","))
+        return (low, high)
+    return float(value)
+
+
+def check_rate(name, value, *, pair=False, optional=False):
+    """A rate > 0, `"find"`, or with `pair` a `(low, high)` of them with low <= high."""
+    if value == "find" or (optional and value is None):
+        return
+    if pair and isinstance(value, (tuple, list)):
+        if len(value) == 2 and all(is_number(v) and v > 0 for v in value) and value[0] <= value[1]:
+            return
+        raise ValueError(f"{name} must be a rate, 'find', or a pair (low, high) with 0 < low <= high. "
+                         f"Received: {name}={value!r}")
+    check_number(name, value, above=0, optional=optional)
 
 
 def parse_class_weight(value):
@@ -117,11 +146,16 @@ class ModelSettings(Settings):
     dtype: str = setting(
         None, "compute in 16 bits with mixed_bfloat16 (CPUs with bfloat16 instructions, TPUs) or "
         "mixed_float16 (GPUs); weights stay float32 (default: float32)", choices=DTYPE_POLICIES)
+    head: str = setting(
+        "dense", "dense: the head fine-tuning trains; logistic, linear_svm (both become the Dense "
+        "head, exportable), rbf_svm, knn: a scikit-learn estimator on the frozen base's features, "
+        "its regularisation cross-validated", choices=HEADS)
 
     def validate(self):
         if not isinstance(self.backbone, str):
             raise ValueError(f"backbone must be a registry name. Received: backbone={self.backbone!r}")
         check_int("image_size", self.image_size, minimum=1, optional=True)
+        check_choice("head", self.head, HEADS)
         check_choice("pooling", self.pooling, POOLINGS)
         check_number("dropout", self.dropout, at_least=0, below=1)
         if self.dtype is not None:
@@ -161,8 +195,13 @@ class FineTuneSettings(Settings):
     fine_tune_epochs: int = setting(5, "phase 2 epochs")
     unfreeze_blocks: object = setting(
         1, "top blocks trained in phase 2: a number or 'all'", parse=parse_blocks)
-    head_lr: float = setting(1e-3, "phase 1 learning rate")
-    fine_tune_lr: float = setting(None, "phase 2 learning rate (default: head-lr / 100)", parse=float)
+    head_lr: float = setting(1e-3, "phase 1 learning rate, or 'find' (the learning-rate finder's "
+                             "valley)", parse=parse_rate)
+    fine_tune_lr: float = setting(
+        None, "phase 2 learning rate (default: head-lr / 100); LOW,HIGH for rates spread over the "
+        "unfrozen blocks (the head gets HIGH); or 'find'", parse=parse_rates)
+    head_schedule: str = setting("constant", "phase 1 learning-rate schedule", choices=SCHEDULES)
+    fine_tune_schedule: str = setting("constant", "phase 2 learning-rate schedule", choices=SCHEDULES)
     train_bn: bool = setting(
         False, "BatchNorm layers of the unfrozen blocks train gamma and beta (statistics stay fixed)")
     early_stopping_patience: int = setting(
@@ -182,8 +221,12 @@ class FineTuneSettings(Settings):
     def validate(self):
         for name in ("head_epochs", "fine_tune_epochs"):
             check_int(name, getattr(self, name))
-        check_number("head_lr", self.head_lr, above=0)
-        check_number("fine_tune_lr", self.fine_tune_lr, above=0, optional=True)
+        check_rate("head_lr", self.head_lr)
+        check_rate("fine_tune_lr", self.fine_tune_lr, pair=True, optional=True)
+        if isinstance(self.fine_tune_lr, list):
+            object.__setattr__(self, "fine_tune_lr", tuple(self.fine_tune_lr))
+        check_choice("head_schedule", self.head_schedule, SCHEDULES)
+        check_choice("fine_tune_schedule", self.fine_tune_schedule, SCHEDULES)
         check_int("early_stopping_patience", self.early_stopping_patience, optional=True)
         check_number("label_smoothing", self.label_smoothing, at_least=0, below=1)
         check_int("batch_size", self.batch_size, minimum=1, optional=True)
@@ -193,11 +236,20 @@ class FineTuneSettings(Settings):
 
     @property
     def fine_tune_learning_rate(self):
-        """Phase 2's learning rate: `fine_tune_lr`, or `head_lr / 100`."""
-        return self.head_lr / 100 if self.fine_tune_lr is None else self.fine_tune_lr
+        """Phase 2's learning rate: `fine_tune_lr` (a pair's high end), or `head_lr / 100`.
+
+        With `head_lr="find"` and no `fine_tune_lr`, `"find"` too: `fine_tune` then
+        takes a hundredth of the rate it found for the head.
+        """
+        if self.fine_tune_lr is None:
+            return "find" if self.head_lr == "find" else self.head_lr / 100
+        if isinstance(self.fine_tune_lr, tuple):
+            return self.fine_tune_lr[1]
+        return self.fine_tune_lr
 
     def to_dict(self):
-        return {**super().to_dict(), "fine_tune_lr": self.fine_tune_learning_rate}
+        rate = self.fine_tune_learning_rate if self.fine_tune_lr is None else self.fine_tune_lr
+        return {**super().to_dict(), "fine_tune_lr": list(rate) if isinstance(rate, tuple) else rate}
 
 
 @dataclasses.dataclass(frozen=True)

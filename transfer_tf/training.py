@@ -6,28 +6,28 @@ inference mode. Changing `trainable` needs a fresh `compile()` in Keras, so
 the phases are two explicit `fit` calls (`phases.run_phase` compiles each).
 """
 
+import contextlib
 import dataclasses
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from transfer_tf import feature_cache
-from transfer_tf.data.labels import balanced_class_weight, class_counts
-from transfer_tf.data.pipeline import array_dataset, recipe_of
+from transfer_tf import distribute, feature_cache, lr_finder
+from transfer_tf.backbones import block_layers
+from transfer_tf.backup import PhaseBackup
+from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.freezing import (
     all_layers, blocks_to_unfreeze, freeze_base, is_batchnorm, unfreeze_top_blocks,
 )
+from transfer_tf.inputs import class_weight_for, training_data
 from transfer_tf.phases import FitOptions, Phase, run_phase
+from transfer_tf.schedules import block_rates
 from transfer_tf.records import FineTuneResult
 from transfer_tf.settings import FineTuneSettings, fill, keywords_of
-
-DEFAULT_BATCH_SIZE = 32
 
 
 @keywords_of(FineTuneSettings)
 def fine_tune(classifier, train_data, validation_data=None, *, settings=None, callbacks=(),
-              verbose="auto", **keywords):
+              verbose="auto", backup_dir=None, strategy=None, **keywords):
     """Trains a classifier in two phases: the head, then the top blocks too.
 
     Phase 1 freezes the base and trains the head for `head_epochs` at
@@ -59,6 +59,20 @@ def fine_tune(classifier, train_data, validation_data=None, *, settings=None, ca
             blocks and the head, when cached. Defaults to `()`.
         verbose: `"auto"`, 0, 1 or 2. Passed to `fit`; 0 also silences the
             phase headers. Defaults to `"auto"`.
+        backup_dir: str, path or `None`. Backs the run up there after every
+            epoch; calling `fine_tune` again with the same folder (after a
+            kill, say) skips the finished phases and continues the
+            interrupted one from its last epoch, with its optimizer state
+            and the same batch order (see `backup`). A folder of a run with
+            other settings is refused. Under several workers the chief
+            writes it and every worker reads it, so it must be on storage
+            they share. Defaults to `None`.
+        strategy: `tf.distribute.Strategy` or `None`. Trains under it: both
+            phases compile and fit in its scope, the datasets (cached ones
+            too) sharded by element; batch sizes are global. The classifier
+            must have been built in its scope (`from_backbone(...,
+            strategy=...)`). Defaults to `None`: the strategy the classifier
+            was built in, if any.
         head_epochs: int. Epochs of phase 1. Defaults to `5`.
         fine_tune_epochs: int. Epochs of phase 2. Defaults to `5`.
         unfreeze_blocks: int or `"all"`. Blocks of the base, counted from the
@@ -114,42 +128,97 @@ def fine_tune(classifier, train_data, validation_data=None, *, settings=None, ca
     """
     s = fill({"s": FineTuneSettings}, keywords, {"s": settings}, caller="fine_tune")["s"]
     check_settings_for(classifier, s, validation_data)
+    strategy = distribute.strategy_for(classifier, strategy)
     if s.seed is not None:
         keras.utils.set_random_seed(s.seed)
     train, validation = training_data(classifier, train_data, validation_data, s.batch_size, s.seed)
+    distribute.check_same_order(strategy, {"train_data": train})
     options = FitOptions.for_classifier(
         classifier, label_smoothing=s.label_smoothing, callbacks=tuple(callbacks),
         class_weight=class_weight_for(s.class_weight, train, classifier),
-        patience=s.early_stopping_patience, verbose=verbose, jit_compile=s.jit_compile)
+        patience=s.early_stopping_patience, verbose=verbose, jit_compile=s.jit_compile, strategy=strategy)
 
-    freeze_base(classifier)
-    cache, report = feature_cache.start(classifier, train, validation,
-                                        s.unfreeze_blocks if s.fine_tune_epochs else 0,
-                                        s.feature_cache, verbose=verbose != 0)
-    head = run_phase(phase_of(classifier, "head", cache.head_phase(), (), s.head_epochs, s.head_lr),
-                     options, classifier)
-    unfrozen = unfreeze_top_blocks(classifier, s.unfreeze_blocks, train_bn=s.train_bn)
-    tuned = run_phase(phase_of(classifier, "fine_tune", cache.fine_tune_phase(unfrozen), unfrozen,
-                               s.fine_tune_epochs, s.fine_tune_learning_rate, head[0].end_epoch),
-                      options, classifier)
+    backup = None if backup_dir is None else PhaseBackup(
+        backup_dir, run_signature(classifier, s, train, validation), strategy=strategy)
+    with distribute.scope(strategy), backup or contextlib.nullcontext():
+        freeze_base(classifier)
+        cache, report = feature_cache.start(classifier, {"train": train, "validation": validation},
+                                            s.unfreeze_blocks if s.fine_tune_epochs else 0,
+                                            s.feature_cache, verbose=verbose != 0)
+        found = {}
+        data = cache.head_phase()
+        head_lr = found_rate("head", data, s.head_lr, s.head_epochs, options, classifier, found, backup)
+        head = run_phase(phase_of(classifier, "head", data, (), s.head_epochs, head_lr, s.head_schedule),
+                         options, classifier, backup)
+        unfrozen = unfreeze_top_blocks(classifier, s.unfreeze_blocks, train_bn=s.train_bn)
+        data = cache.fine_tune_phase(unfrozen)
+        rate = s.fine_tune_learning_rate
+        if rate == "find" and s.fine_tune_lr is None:  # head_lr="find": a hundredth of what it found
+            rate = head_lr / 100
+        rate = found_rate("fine_tune", data, rate, s.fine_tune_epochs, options, classifier, found, backup)
+        tuned = run_phase(phase_of(classifier, "fine_tune", data, unfrozen, s.fine_tune_epochs, rate,
+                                   s.fine_tune_schedule, head[0].end_epoch,
+                                   rates=s.fine_tune_lr if isinstance(s.fine_tune_lr, tuple) else None),
+                          options, classifier, backup)
 
-    result = FineTuneResult.merge([head, tuned], s.to_dict(), cache=dataclasses.asdict(report))
+    settings = {**s.to_dict(), **({"found_learning_rates": found} if found else {})}
+    result = FineTuneResult.merge([head, tuned], settings, cache=dataclasses.asdict(report))
     classifier.training_record = result
     return result
 
 
-def phase_of(classifier, name, data, unfrozen, epochs, learning_rate, first_epoch=0):
-    """A `Phase` of `fine_tune` on what the cache gave it, with its header line."""
+def run_signature(classifier, settings, train, validation):
+    """What a resumed run must share with the interrupted one: model, settings, data."""
+    fingerprints = {name: (None if recipe_of(data) is None else recipe_of(data).fingerprint())
+                    for name, data in (("train", train), ("validation", validation)) if data is not None}
+    return {"backbone": classifier.backbone_name, "image_size": list(classifier.image_size),
+            "class_names": classifier.class_names, "weights": classifier.weights_source,
+            "settings": settings.to_dict(), "data": fingerprints}
+
+
+def found_rate(name, data, rate, epochs, options, classifier, found, backup):
+    """`rate`, or with `"find"` the learning-rate finder's valley on the phase's model and data."""
+    if rate != "find" or epochs == 0:
+        return 1e-3 if rate == "find" else rate
+    done = None if backup is None else backup.finished(name)
+    if done is not None:  # a resumed run: the phase ran with the rate it found then
+        found[name] = done[0].learning_rate
+        return found[name]
+    model = data.model if data.model is not classifier else lr_finder.wrapper(classifier)
+    sweep = lr_finder.sweep(model, data.train, options, phase=name)
+    found[name] = sweep.suggestions["valley"]
+    if options.verbose != 0:
+        print(f"Learning-rate finder ({name}): valley {found[name]:.2g} "
+              f"(minimum {sweep.suggestions['minimum']:.2g}, steep {sweep.suggestions['steep']:.2g}).")
+    return found[name]
+
+
+def phase_of(classifier, name, data, unfrozen, epochs, learning_rate, schedule="constant", first_epoch=0,
+             rates=None):
+    """A `Phase` of `fine_tune` on what the cache gave it, with its header line.
+
+    `rates`: `(low, high)` spreads phase 2's rates over the unfrozen blocks.
+    """
     what = "head only, base frozen" if not unfrozen else f"blocks {', '.join(unfrozen)} + head"
     if unfrozen and any(map(is_batchnorm, all_layers(classifier.base))):
         what += ", BatchNorm in inference mode"
     if data.note:
         what += f"; on {data.note}"
     number = 1 if name == "head" else 2
-    header = (f"Phase {number}/2 ({name}): {epochs} epochs at learning rate {learning_rate:g}; "
-              f"training {what}")
+    rate = f"{learning_rate:g}"
+    multipliers = None
+    if rates is not None and unfrozen and classifier.backbone_spec is not None:
+        per_block = block_rates(list(unfrozen), *rates)
+        rate = ", ".join(f"{block} {value:.2g}" for block, value in per_block.items()) + f", head {rates[1]:g}"
+        groups = block_layers(classifier.base, classifier.backbone_spec)
+        multipliers = {id(w): per_block[block] / rates[1] for block in per_block
+                       for layer in groups[block] for w in layer.trainable_weights}
+    if schedule != "constant":
+        rate += f" ({schedule} schedule)"
+    header = f"Phase {number}/2 ({name}): {epochs} epochs at learning rate {rate}; training {what}"
     return Phase(name, data.model, data.train, data.validation, epochs, learning_rate,
-                 first_epoch=first_epoch, trainable_blocks=tuple(unfrozen), header=header)
+                 first_epoch=first_epoch, trainable_blocks=tuple(unfrozen), header=header,
+                 schedule=schedule, multipliers=multipliers)
 
 
 def check_settings_for(classifier, settings, validation_data):
@@ -175,63 +244,3 @@ def check_class_weight(class_weight, classifier):
             f"class_weight must give a weight for each class index 0..{classifier.num_classes - 1}. "
             f"Received: class_weight={class_weight!r}"
         )
-
-
-def training_data(classifier, train_data, validation_data, batch_size, seed):
-    """`(train, validation)` datasets from datasets or arrays, checked against the classifier."""
-    train = _as_dataset(train_data, classifier, batch_size, "train_data", shuffle=True, seed=seed)
-    validation = None if validation_data is None else _as_dataset(
-        validation_data, classifier, batch_size, "validation_data", shuffle=False, seed=seed)
-    return train, validation
-
-
-def _as_dataset(data, classifier, batch_size, argument, *, shuffle, seed):
-    if isinstance(data, tf.data.Dataset):
-        if batch_size is not None:
-            raise ValueError(
-                f"{argument} is a tf.data.Dataset, which is already batched; "
-                f"batch_size applies to arrays only. Received: batch_size={batch_size}"
-            )
-        dataset = data
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = (np.asarray(part) for part in data)
-        if len(images) != len(labels):
-            raise ValueError(
-                f"{argument} has {len(images)} images but {len(labels)} labels."
-            )
-        _check_shape(images.shape[1:], classifier, argument, f"images.shape={images.shape}")
-        dataset = array_dataset(
-            images, labels, image_size=classifier.image_size, resize="stretch",
-            batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle, seed=seed, augmentation=None)
-    else:
-        raise ValueError(
-            f"{argument} must be a batched tf.data.Dataset of (images, labels) or a "
-            f"tuple (images, labels) of arrays. Received: {type(data).__name__}"
-        )
-    spec = dataset.element_spec
-    shape = tuple(spec[0].shape) if isinstance(spec, tuple) else ()
-    _check_shape(shape[1:] if len(shape) == 4 else None, classifier, argument, f"element_spec={spec}")
-    return dataset
-
-
-def _check_shape(shape, classifier, argument, received):
-    expected = (*classifier.image_size, 3)
-    fits = shape is not None and len(shape) == 3 and all(
-        got is None or got == want for got, want in zip(shape, expected))
-    if not fits:
-        raise ValueError(
-            f"{argument} must yield batches (images, labels) with images of shape "
-            f"(batch, {expected[0]}, {expected[1]}, 3), raw pixels 0-255; resize "
-            f"them to the classifier's image_size. Received: {received}"
-        )
-
-
-def class_weight_for(class_weight, train, classifier):
-    """The class-weight dict `fit` takes: `"balanced"` counted from the training labels."""
-    if class_weight != "balanced":
-        return class_weight
-    recipe = recipe_of(train)
-    # The recipe's labels spare a pass over the data, which would also move its shuffle on.
-    labels = recipe.labels if recipe is not None else np.concatenate(
-        [np.asarray(y) for y in train.map(lambda x, y, *rest: y).as_numpy_iterator()])
-    return balanced_class_weight(class_counts(labels, classifier.num_classes), classifier.class_names)

@@ -1,39 +1,49 @@
-"""The jobs behind the command line, as functions: train, compare, evaluate, predict, export.
+"""The jobs behind the command line, as functions: train, compare, adapt, pretrain, evaluate, predict, export.
 
 `transfer-tf` maps its arguments to these and prints what they return;
 notebooks and scripts can call them too. Each checks its settings before any
 slow work starts.
 """
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from transfer_tf import distribute
+from transfer_tf.adaptation import AdaptSettings, adapt
 from transfer_tf.backbones import get_backbone
+from transfer_tf.classical import fit_classical
 from transfer_tf.checks import check_choice, check_int, normalise_image_size
-from transfer_tf.compare import check_output as check_compare_output
-from transfer_tf.compare import compare
-from transfer_tf.data.directory import from_directory, list_images
+from transfer_tf.comparison import check_output as check_compare_output
+from transfer_tf.comparison import compare
+from transfer_tf.data.directory import from_directory, list_images, unlabelled_images
 from transfer_tf.data.images import check_image, read_image
+from transfer_tf.data.pipeline import file_dataset
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation import class_probabilities, evaluate
 from transfer_tf.exporting import TFLiteConfig, export
-from transfer_tf.model import ImageClassifier, load
+from transfer_tf.lr_finder import find_lr
+from transfer_tf.model import ImageClassifier
+from transfer_tf.pretraining import pretrain
+from transfer_tf.runs import load
 from transfer_tf.report import write_report
 from transfer_tf.run_data import resize_policy, run_data, run_splits, split_settings
-from transfer_tf.saving import DATA_FILE, MODEL_FILE, save, write_metrics
+from transfer_tf.saving import DATA_FILE, MODEL_FILE, write_metrics
 from transfer_tf.settings import DataSettings, FineTuneSettings, ModelSettings, fill, keywords_of
 from transfer_tf.training import fine_tune
 
 EVALUATION_SPLITS = ("all", "train", "validation", "test")
 PREDICT_BATCH = 32
 RUN_SETTINGS = {"model": ModelSettings, "data": DataSettings, "training": FineTuneSettings}
+UNFINISHED_DIR = ".unfinished"  # a run's backup while it trains
 
 
 @keywords_of(ModelSettings, DataSettings, FineTuneSettings)
-def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=False, verbose=1,
-              **keywords):
+def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=False, resume=False,
+              strategy=None, verbose=1, **keywords):
     """Trains a classifier on a folder of images and writes its run folder.
 
     The run folder gets the model, its labels, config, history and data
@@ -48,18 +58,30 @@ def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=
         data: `DataSettings` or `None`. How the folder is read and split;
             its `seed` also seeds training (unless `training.seed` is set).
         training: `FineTuneSettings` or `None`. The two phases.
-        overwrite: bool. Whether an existing run at `out` may be replaced.
-            Defaults to `False`.
+        overwrite: bool. Whether an existing run at `out` (finished or not)
+            may be replaced. Defaults to `False`.
+        resume: bool. Continue the unfinished run at `out` (killed before it
+            was saved), from its last completed epoch. Defaults to `False`.
+        strategy: `tf.distribute.Strategy` or `None`. Trains the dense head
+            and the fine-tuning under it (see `distribute`); a classical
+            head is fitted by each process on its own. Under several
+            workers, every worker runs this same call and only the chief
+            writes `out`. Defaults to `None`.
         verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
-            Defaults to `1`.
+            Defaults to `1` (`0` on workers other than the chief).
         **keywords: any field of the three settings classes, changing it.
+
+    While training, `out/.unfinished/` backs the run up after every epoch;
+    `out` gets its run files only when training ended, and the backup is
+    removed once they are written.
 
     Returns:
         `(classifier, splits, result)`: the trained `ImageClassifier`, the
         `ImageSplits` and the `FineTuneResult`.
 
     Raises:
-        FileExistsError: if `out` holds a run and `overwrite` is False.
+        FileExistsError: if `out` holds a run (finished, or unfinished
+            without `resume`) and `overwrite` is False.
         ValueError: for an unknown backbone or option, a bad image size, or
             unusable data.
         TypeError: for an unknown keyword.
@@ -72,20 +94,49 @@ def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=
     spec = get_backbone(model.backbone)
     size = normalise_image_size(spec.default_size if model.image_size is None else model.image_size, spec)
     out = Path(out)
-    if (out / MODEL_FILE).exists() and not overwrite:
+    backup_dir = out / UNFINISHED_DIR
+    if overwrite:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    elif (out / MODEL_FILE).exists():
         raise FileExistsError(
             f"{out} already holds a trained run. Choose another output folder or allow "
             "replacing it (--overwrite / overwrite=True)."
         )
+    elif backup_dir.is_dir() and not resume:
+        raise FileExistsError(
+            f"{out} holds an unfinished run (stopped before it was saved). Continue it with --resume "
+            "(resume=True), or start again with --overwrite (overwrite=True).")
+    if resume and not backup_dir.is_dir():
+        raise FileNotFoundError(f"{out} holds no unfinished run to resume. Received: resume=True")
+    chief = distribute.is_chief(strategy)
+    verbose = verbose if chief else 0
+    distribute.barrier(strategy)  # every worker has checked `out` before the chief changes it
+    if overwrite and chief:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    distribute.barrier(strategy)
     splits = read_folder(data_dir, data, size, verbose)
+    dense = model.head == "dense"
     classifier = ImageClassifier.from_backbone(
         spec.name, class_names=splits.class_names, image_size=size, weights=model.weights,
-        pooling=model.pooling, dropout=model.dropout, dtype=model.dtype,
+        pooling=model.pooling, dropout=model.dropout, dtype=model.dtype, strategy=strategy if dense else None,
     )
-    result = fine_tune(classifier, splits.train, splits.validation, settings=training, verbose=verbose)
-    save(classifier, out, overwrite=True, data_summary=splits.to_dict())
-    write_report(out, splits, classifier=classifier, verbose=bool(verbose))
+    if dense:
+        result = fine_tune(classifier, splits.train, splits.validation, settings=training,
+                           verbose=verbose, backup_dir=backup_dir, strategy=strategy)
+    else:
+        classifier = fit_classical(classifier, splits.train, estimator=model.head, seed=training.seed,
+                                   feature_cache_mode=training.feature_cache, verbose=bool(verbose))
+        result = classifier.training_record
+    if chief:
+        classifier.save(out, overwrite=True, data_summary=splits.to_dict())
+        write_report(out, splits, classifier=_local_copy(classifier, out, strategy), verbose=bool(verbose))
+        shutil.rmtree(backup_dir, ignore_errors=True)
     return classifier, splits, result
+
+
+def _local_copy(classifier, saved_at, strategy):
+    """The classifier, or under several workers its saved copy outside the strategy (for the chief alone)."""
+    return load(saved_at) if distribute.is_multi_worker(strategy) else classifier
 
 
 def read_folder(data_dir, data, image_size, verbose):
@@ -99,7 +150,7 @@ def read_folder(data_dir, data, image_size, verbose):
 
 @keywords_of(ModelSettings, DataSettings, FineTuneSettings)
 def compare_run(data_dir, out, *, model=None, data=None, training=None, scratch_lr=1e-3,
-                overwrite=False, verbose=1, **keywords):
+                classical="logistic", overwrite=False, strategy=None, verbose=1, **keywords):
     """Reads a folder of images and runs `compare` on it, writing its table, JSON and plot.
 
     Args:
@@ -108,7 +159,10 @@ def compare_run(data_dir, out, *, model=None, data=None, training=None, scratch_
             `compare.png`.
         model, data, training: as in `train_run`.
         scratch_lr: float. Learning rate from scratch. Defaults to `1e-3`.
+        classical: str or `None`. The classical row's estimator (see
+            `compare`). Defaults to `"logistic"`.
         overwrite: bool. Defaults to `False`.
+        strategy: `tf.distribute.Strategy` or `None`. As in `compare`.
         verbose: int. Defaults to `1`.
         **keywords: any field of the three settings classes.
 
@@ -126,26 +180,220 @@ def compare_run(data_dir, out, *, model=None, data=None, training=None, scratch_
     spec = get_backbone(model.backbone)
     size = normalise_image_size(model.image_size or spec.default_size, spec)
     check_compare_output(out, overwrite)  # before the images are read
+    verbose = verbose if distribute.is_chief(strategy) else 0
     splits = read_folder(data_dir, data, size, verbose)
     if verbose:
         print("\nData:\n" + splits.summary())
     result = compare(splits, model=model.replace(backbone=spec.name), training=settings["training"],
-                     scratch_lr=scratch_lr, seed=data.seed, out=out, overwrite=overwrite,
-                     verbose=verbose)
+                     scratch_lr=scratch_lr, classical=classical, seed=data.seed, out=out,
+                     overwrite=overwrite, strategy=strategy, verbose=verbose)
     return result, splits
 
 
+def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labelled_target_dir=None,
+              domain_weight=1.0, data=None, training=None, overwrite=False, strategy=None, verbose=1,
+              **keywords):
+    """Adapts a run folder's classifier to a target domain and writes the adapted run folder.
+
+    Args:
+        source_run: str or path. A run folder trained on the source domain
+            (`"adabn"` changes only its BatchNorm statistics; `"dann"` and
+            `"coral"` start from its weights and retrain its head and top
+            blocks with the alignment loss).
+        source_dir: str, path or `None`. The labelled source images, one
+            sub-folder per class (not read by `"adabn"`).
+        target_dir: str or path. The target images: any folder. If its
+            sub-folders are exactly the run's classes, the adapted run is
+            evaluated on them (their labels are never trained on).
+        out: str or path. The adapted run folder.
+        method: str. `"adabn"`, `"dann"` or `"coral"`. Defaults to `"adabn"`.
+        labelled_target_dir: str, path or `None`. A few labelled target
+            images, one sub-folder per class; they join the label loss.
+        domain_weight: float. Weight of the alignment loss. Defaults to `1.0`.
+        data: `DataSettings` or `None`. How the folders are read.
+        training: `FineTuneSettings` or `None`. Epochs, rates, blocks.
+        overwrite: bool. Defaults to `False`.
+        strategy: `tf.distribute.Strategy` or `None`. Adapts under it; under
+            several workers only the chief writes `out` and evaluates.
+            Defaults to `None`.
+        verbose: int. Defaults to `1`.
+        **keywords: any field of `DataSettings` or `FineTuneSettings`.
+
+    Returns:
+        `(classifier, result, metrics)`: the adapted classifier, its
+        `FineTuneResult`, and its metrics on the target images (or `None`,
+        also on workers other than the chief).
+    """
+    settings = fill({"data": DataSettings, "training": FineTuneSettings}, keywords,
+                    {"data": data, "training": training}, caller="adapt_run")
+    data, training = settings["data"], settings["training"]
+    AdaptSettings(method=method, domain_weight=domain_weight)  # checks before any work
+    out = Path(out)
+    if (out / MODEL_FILE).exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a trained run. Choose another folder or pass --overwrite.")
+    chief = distribute.is_chief(strategy)
+    verbose = verbose if chief else 0
+    classifier = load(source_run, strategy=strategy)
+    resize = resize_policy(run_data(source_run))
+    read = dict(image_size=classifier.image_size, resize=resize, verbose=bool(verbose))
+    target = unlabelled_images(target_dir, **read)
+    source = None
+    if method != "adabn":
+        source = from_directory(source_dir, validation_split=0.0, test_split=0.0, seed=data.seed,
+                                batch_size=data.batch_size, **read)
+        _check_classes(source.class_names, classifier, source_dir)
+        source = source.train
+    labelled = None
+    if labelled_target_dir is not None:
+        labelled = from_directory(labelled_target_dir, validation_split=0.0, test_split=0.0,
+                                  seed=data.seed, batch_size=data.batch_size, **read)
+        _check_classes(labelled.class_names, classifier, labelled_target_dir)
+        labelled = labelled.train
+    if training.seed is None:
+        training = training.replace(seed=data.seed)
+    result = adapt(classifier, source, target.images, method=method, target_labelled=labelled,
+                   domain_weight=domain_weight, settings=training.replace(batch_size=data.batch_size),
+                   strategy=strategy, verbose=verbose)
+    if not chief:
+        return classifier, result, None
+    evaluation = _labelled_folder(target_dir, classifier)
+    summary = evaluation.to_dict() if evaluation is not None else None
+    classifier.save(out, overwrite=True, data_summary=summary)
+    local = _local_copy(classifier, out, strategy)
+    write_report(out, evaluation, classifier=local, verbose=bool(verbose))
+    metrics = None if evaluation is None else evaluate(local, evaluation.validation)
+    return classifier, result, metrics
+
+
+def _check_classes(class_names, classifier, folder):
+    if list(class_names) != list(classifier.class_names):
+        raise ValueError(f"The class folders of {folder} {list(class_names)} differ from the run's "
+                         f"classes {classifier.class_names}.")
+
+
+def _labelled_folder(folder, classifier):
+    """The folder as labelled splits (all of it held out) if its sub-folders are the run's classes."""
+    root = Path(folder)
+    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if names != sorted(classifier.class_names) or names != list(classifier.class_names):
+        return None
+    splits = from_directory(root, image_size=classifier.image_size, validation_split=0.0,
+                            test_split=0.0, verbose=False)
+    paths, labels = zip(*splits.files["train"])
+    held_out = file_dataset(list(paths), np.asarray(labels, np.int32), image_size=classifier.image_size,
+                            resize="stretch", batch_size=32, shuffle=False, seed=0, augmentation=None)
+    return dataclasses.replace(
+        splits, train=None, validation=held_out,
+        counts={**splits.counts, "validation": splits.counts["train"], "train": [0] * len(names)},
+        files={**splits.files, "validation": splits.files["train"], "train": []})
+
+
+def pretrain_run(data_dir, out, *, method="autoencoder", epochs=10, learning_rate=1e-3, mask_ratio=0.5,
+                 model=None, data=None, overwrite=False, strategy=None, verbose=1, **keywords):
+    """Pretrains a base on every image under a folder and writes a folder `--weights` takes.
+
+    Args:
+        data_dir: str or path. Images in any folders; labels are ignored.
+        out: str or path. The folder to write.
+        method: str. `"autoencoder"` or `"masked"`.
+        epochs, learning_rate, mask_ratio: as in `pretraining.pretrain`.
+        model: `ModelSettings` or `None`: backbone, starting weights (e.g.
+            `None` or `"imagenet"`), image size.
+        data: `DataSettings` or `None`: batch size, seed, resize.
+        overwrite: bool. Defaults to `False`.
+        strategy: `tf.distribute.Strategy` or `None`. Pretrains under it;
+            under several workers only the chief writes `out`. Defaults to
+            `None`.
+        verbose: int. Defaults to `1`.
+        **keywords: fields of `ModelSettings` or `DataSettings`.
+
+    Returns:
+        `PretrainResult`.
+    """
+    settings = fill({"model": ModelSettings, "data": DataSettings}, keywords,
+                    {"model": model, "data": data}, caller="pretrain_run")
+    model, data = settings["model"], settings["data"]
+    spec = get_backbone(model.backbone)
+    size = normalise_image_size(model.image_size or spec.default_size, spec)
+    out = Path(out)
+    if (out / MODEL_FILE).exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a model. Choose another folder or pass --overwrite.")
+    chief = distribute.is_chief(strategy)
+    verbose = verbose if chief else 0
+    images = unlabelled_images(data_dir, image_size=size, resize=data.resize, verbose=bool(verbose))
+    result = pretrain(spec.name, images.images, method=method, epochs=epochs, learning_rate=learning_rate,
+                      mask_ratio=mask_ratio, batch_size=data.batch_size, image_size=size,
+                      weights=model.weights, seed=data.seed, strategy=strategy, verbose=verbose)
+    if chief:
+        result.save(out, overwrite=overwrite)
+    return result
+
+
+@keywords_of(ModelSettings, DataSettings)
+def lr_find_run(source, *, phase="head", unfreeze_blocks=1, steps=100, plot=None, model=None, data=None,
+                verbose=1, **keywords):
+    """Sweeps the learning rate of a phase on a run's data or a folder of images (see `find_lr`).
+
+    Args:
+        source: str or path. A run folder (its classifier, and its data
+            re-read and split as in training) or a folder of class
+            sub-folders (a classifier is built from `model`).
+        phase: str. `"head"` or `"fine_tune"`. Defaults to `"head"`.
+        unfreeze_blocks: int or `"all"`. For `"fine_tune"`. Defaults to `1`.
+        steps: int. At most this many batches. Defaults to `100`.
+        plot: str, path or `None`. Where to write the sweep's plot (PNG).
+            Defaults to `None`.
+        model: `ModelSettings` or `None`. For a folder of images.
+        data: `DataSettings` or `None`. For a folder of images: how it is
+            read and split (the sweep uses the training part); its seed
+            seeds the sweep.
+        verbose: int. Defaults to `1`.
+        **keywords: fields of `ModelSettings` or `DataSettings`.
+
+    Returns:
+        `LRFinderResult`.
+
+    Raises:
+        FileNotFoundError: if `source` does not exist, or a run's recorded
+            data folder no longer does.
+        ValueError: for a run whose data cannot be read again (trained on
+            arrays), or bad settings.
+    """
+    settings = fill({"model": ModelSettings, "data": DataSettings}, keywords,
+                    {"model": model, "data": data}, caller="lr_find_run")
+    model, data = settings["model"], settings["data"]
+    source = Path(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"No run folder or image folder at {source}. Received: source={str(source)!r}")
+    if (source / MODEL_FILE).is_file():
+        classifier = load(source)
+        splits = run_splits(source, batch_size=data.batch_size, verbose=bool(verbose))
+        if splits is None:
+            raise ValueError(f"{source} was trained on data that cannot be read again (arrays or TFDS); "
+                             "run lr-find on a folder of images instead.")
+    else:
+        spec = get_backbone(model.backbone)
+        size = normalise_image_size(model.image_size or spec.default_size, spec)
+        splits = read_folder(source, data, size, verbose)
+        classifier = ImageClassifier.from_backbone(
+            spec.name, class_names=splits.class_names, image_size=size, weights=model.weights,
+            pooling=model.pooling, dropout=model.dropout, dtype=model.dtype)
+    result = find_lr(classifier, splits.train, phase=phase, unfreeze_blocks=unfreeze_blocks, steps=steps,
+                     seed=data.seed, verbose=bool(verbose))
+    if plot is not None:
+        result.plot(path=plot)
+    return result
+
+
 def format_training(result):
-    """One line per phase: epochs, time, best validation (or training) accuracy."""
+    """One line per phase: epochs, time, and its best validation (or training) figure."""
     lines = []
     for phase in result.phases:
-        key = "val_accuracy" if "val_accuracy" in phase.best else "accuracy"
-        best = phase.best.get(key)
-        what = "n/a" if best is None else f"{best:.1%}"
-        lines.append(
-            f"  {phase.name:<10} {phase.epochs:>3} epochs  {phase.seconds:>7.1f} s  "
-            f"best {key.replace('val_', 'validation ')}: {what}"
-        )
+        key = next((k for k in ("val_accuracy", "accuracy", "loss") if k in phase.best), None)
+        value = phase.best.get(key)
+        shown = "n/a" if value is None else (f"{value:.4f}" if key == "loss" else f"{value:.1%}")
+        name = "n/a" if key is None else key.replace("val_", "validation ")
+        lines.append(f"  {phase.name:<12} {phase.epochs:>3} epochs  {phase.seconds:>7.1f} s  best {name}: {shown}")
     return "\n".join(lines)
 
 

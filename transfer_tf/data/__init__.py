@@ -8,7 +8,7 @@ counts and any files that were skipped. Any batched `tf.data.Dataset` of
 
 from transfer_tf.choices import AUGMENTATIONS, RESIZE_POLICIES
 from transfer_tf.data.augment import augmentation
-from transfer_tf.data.directory import from_directory, list_images
+from transfer_tf.data.directory import UnlabelledImages, from_directory, list_images, unlabelled_images
 from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, read_image
 from transfer_tf.data.sources import ELPV_LICENCE, ElpvArrays, elpv, elpv_arrays, from_arrays, from_tfds
 from transfer_tf.data.split import stratified_sample
@@ -21,6 +21,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "RESIZE_POLICIES",
     "ImageSplits",
+    "UnlabelledImages",
     "augmentation",
     "check_image",
     "elpv",
@@ -31,4 +32,5 @@ __all__ = [
     "list_images",
     "read_image",
     "stratified_sample",
+    "unlabelled_images",
 ]

@@ -1,13 +1,17 @@
-"""`from_directory`: a folder with one sub-folder of images per class."""
+"""Folders of images: one sub-folder per class (`from_directory`), or any folder (`unlabelled_images`)."""
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from transfer_tf.checks import normalise_image_size
+from transfer_tf.checks import check_choice, normalise_image_size
+from transfer_tf.choices import RESIZE_POLICIES
 from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, is_image_file
+from transfer_tf.data.pipeline import decoded_images
 from transfer_tf.data.splits import skipped_report, splits_from_files, validate_split_args
 
 
@@ -177,3 +181,57 @@ def _check_files(root, candidates, verbose):
     bad = {f: r for f, r in zip(files, reasons) if r is not None}
     good = {name: [f for f in names if f not in bad] for name, names in candidates.items()}
     return list(bad.items()), good
+
+
+@dataclasses.dataclass
+class UnlabelledImages:
+    """Every readable image under a folder, decoded at one size.
+
+    Attributes:
+        images: uint8 array `(n, height, width, 3)`.
+        paths: list of `Path`, one per image, in the same order.
+        skipped: list of `(path, reason)`: files that could not be read.
+    """
+
+    images: np.ndarray
+    paths: list
+    skipped: list
+
+
+def unlabelled_images(path, *, image_size, resize="stretch", verbose=True):
+    """Reads every image under a folder, whatever its sub-folders, ignoring any labels.
+
+    For the images of a target domain, or the unlabelled pool of a
+    pretraining run. Unreadable files are skipped and reported.
+
+    Args:
+        path: str or path. A folder; images are found recursively (hidden
+            files and folders are ignored).
+        image_size: int or tuple. Size the images are resized to.
+        resize: str. `"stretch"`, `"crop"` or `"pad"`. Defaults to
+            `"stretch"`.
+        verbose: bool. Show progress and the skip report. Defaults to `True`.
+
+    Returns:
+        `UnlabelledImages`.
+
+    Raises:
+        FileNotFoundError: if `path` is not a folder.
+        ValueError: if it holds no readable image.
+    """
+    size = normalise_image_size(image_size)
+    check_choice("resize", resize, RESIZE_POLICIES)
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"No image folder at {root}. Received: path={str(path)!r}")
+    skipped, good = _check_files(root, {"": _image_files(root)}, verbose)
+    files = good[""]
+    if not files:
+        raise ValueError(f"No readable image files in {root} ({', '.join(IMAGE_EXTENSIONS)}).\n"
+                         + "\n".join(skipped_report(skipped)))
+    images = decoded_images([str(f) for f in files], size, resize, None, None)
+    if verbose:
+        print(f"Read {len(files)} images from {root}.")
+        for line in skipped_report(skipped):
+            print(line)
+    return UnlabelledImages(images, files, skipped)

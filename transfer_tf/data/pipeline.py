@@ -16,6 +16,7 @@ draws the very same order epoch after epoch, whatever the global seed is.
 import dataclasses
 import hashlib
 import os
+import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,7 @@ import tensorflow as tf
 from transfer_tf.data.images import read_image
 
 _RECIPES = weakref.WeakKeyDictionary()
+_SHUFFLES = weakref.WeakKeyDictionary()  # dataset -> the shuffled index stage it draws its order from
 SHUFFLE_BUFFER = 2048  # TFDS examples held for shuffling
 
 
@@ -43,6 +45,8 @@ class Recipe:
         batch_size: int.
         augmented: bool. Whether random augmentation changes the images.
         identity: callable. Returns text identifying the images and labels.
+        seeded: bool. Whether every process draws the same order: not
+            shuffled, or shuffled with a seed.
     """
 
     indices: object
@@ -52,6 +56,7 @@ class Recipe:
     batch_size: int
     augmented: bool
     identity: object
+    seeded: bool = True
 
     def batches(self, lookup, spec):
         """Batches `(lookup(indices), labels)` in the dataset's own order.
@@ -67,9 +72,11 @@ class Recipe:
             array.set_shape(spec.shape)
             return array
 
-        return self.indices.batch(self.batch_size).map(
+        derived = self.indices.batch(self.batch_size).map(
             lambda index, labels: (values(index), labels), num_parallel_calls=tf.data.AUTOTUNE,
         ).prefetch(tf.data.AUTOTUNE)
+        _SHUFFLES[derived] = self.indices
+        return derived
 
     def fingerprint(self):
         """sha256 of the identity text: changes when any image or label does."""
@@ -86,7 +93,30 @@ def recipe_of(dataset):
 
 def _with_recipe(dataset, recipe):
     _RECIPES[dataset] = recipe
+    _SHUFFLES[dataset] = recipe.indices
     return dataset
+
+
+def advance_shuffle(dataset, epochs):
+    """Draws `epochs` orders from the dataset's shuffle without running it.
+
+    A resumed run calls it so that its next epoch gets the order the
+    uninterrupted run's next epoch had. Each new iterator over the shuffle
+    stage draws one order; its elements are not read. Datasets transfer_tf
+    did not build are left as they are.
+
+    Returns:
+        bool: whether the dataset's order could be advanced.
+    """
+    try:
+        indices = _SHUFFLES.get(dataset)
+    except TypeError:
+        return False
+    if indices is None:
+        return False
+    for _ in range(max(int(epochs), 0)):
+        iter(indices)
+    return True
 
 
 def _indexed(count, labels, load, *, batch_size, shuffle, seed, augmentation, images_for, identity):
@@ -103,7 +133,8 @@ def _indexed(count, labels, load, *, batch_size, shuffle, seed, augmentation, im
         )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return _with_recipe(dataset, Recipe(
-        indices, count, np.asarray(labels), images_for, batch_size, augmentation is not None, identity))
+        indices, count, np.asarray(labels), images_for, batch_size, augmentation is not None, identity,
+        seeded=not shuffle or seed is not None))
 
 
 def file_dataset(
@@ -145,8 +176,8 @@ def file_dataset(
                     augmentation=augmentation, images_for=images_for, identity=identity)
 
 
-def decoded_images(paths, image_size, resize, folder, identity):
-    """Every image decoded once: in memory, or in a `.npy` file in `folder` (reused when present)."""
+def decoded_images(paths, image_size, resize, folder=None, identity=None):
+    """Every image decoded once, in threads: in memory, or in a `.npy` file in `folder` (reused)."""
     path = None
     if folder is not None:
         digest = hashlib.sha256(identity().encode()).hexdigest()[:24]
@@ -157,7 +188,7 @@ def decoded_images(paths, image_size, resize, folder, identity):
         images = np.stack(list(pool.map(lambda p: read_image(p, image_size, resize), paths)))
     if path is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{path.name}.partial"
+        partial = folder / f".{path.name}.{uuid.uuid4().hex}.partial"  # unique: processes may share the folder
         with open(partial, "wb") as file:
             np.save(file, images)
         os.replace(partial, path)

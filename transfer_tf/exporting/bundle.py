@@ -13,7 +13,9 @@ from transfer_tf.exporting.held_out import held_out_and_calibration
 from transfer_tf.exporting.parity import batched_scores, compare, format_parity, median_ms
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, serving_model
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
-from transfer_tf.model import ImageClassifier, load
+from transfer_tf.classical import EstimatorClassifier
+from transfer_tf.model import ImageClassifier
+from transfer_tf.runs import load
 from transfer_tf.precision import float32_copy
 from transfer_tf.run_data import run_metrics, run_splits
 from transfer_tf.saving import package_versions
@@ -260,6 +262,7 @@ def _configs(precisions):
 
 
 def _classifier_and_run(model):
+    _refuse_estimator(model, "This classifier")
     if isinstance(model, ImageClassifier):
         return model, None
     if not isinstance(model, (str, Path)):
@@ -270,6 +273,16 @@ def _classifier_and_run(model):
     if not run.is_dir():
         raise FileNotFoundError(f"No run folder at {run}. Pass the folder `transfer-tf train --out` or clf.save() wrote.")
     classifier = load(run)
+    _refuse_estimator(classifier, str(run))
     if not isinstance(classifier, ImageClassifier):
         raise ValueError(f"{run} does not hold a transfer_tf ImageClassifier.")
     return classifier, run
+
+
+def _refuse_estimator(model, what):
+    if isinstance(model, EstimatorClassifier):
+        raise ValueError(
+            f"{what} has a non-linear scikit-learn head ({model.estimator_name}), which cannot be "
+            "exported to TFLite or SavedModel: LiteRT has no ops for a kernel SVM or k-NN. Train a "
+            "linear head instead (estimator 'logistic' or 'linear_svm', --head logistic), which "
+            "becomes the classifier's Dense layer and exports like any other.")

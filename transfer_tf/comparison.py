@@ -15,8 +15,11 @@ import dataclasses
 import json
 from pathlib import Path
 
+from transfer_tf import distribute
 from transfer_tf.backbones import get_backbone
 from transfer_tf.checks import normalise_image_size
+from transfer_tf.classical import fit_classical
+from transfer_tf.evaluation import evaluate
 from transfer_tf.model import ImageClassifier
 from transfer_tf.plots import plot_validation_curves
 from transfer_tf.scratch import train_from_scratch
@@ -24,8 +27,9 @@ from transfer_tf.settings import FineTuneSettings, ModelSettings, ScratchSetting
 from transfer_tf.staging import staged_folder
 from transfer_tf.training import fine_tune
 
-METHODS = ("feature_extraction", "fine_tuning", "from_scratch")
+METHODS = ("classical", "feature_extraction", "fine_tuning", "from_scratch")
 DESCRIPTIONS = {
+    "classical": "scikit-learn estimator on the frozen base's features",
     "feature_extraction": "pretrained base frozen, head only",
     "fine_tuning": "head, then the top blocks at a low learning rate",
     "from_scratch": "random init, every layer trains",
@@ -78,11 +82,13 @@ class ComparisonResult:
 
 
 @keywords_of(ModelSettings, FineTuneSettings)
-def compare(splits, *, model=None, training=None, scratch_lr=1e-3, seed=0, out=None, overwrite=False,
-            verbose=1, **keywords):
+def compare(splits, *, model=None, training=None, scratch_lr=1e-3, classical="logistic", seed=0, out=None,
+            overwrite=False, strategy=None, verbose=1, **keywords):
     """Trains one architecture three ways on the same data and compares them.
 
-    Each method gets `head_epochs + fine_tune_epochs` epochs: feature
+    The classical row fits a scikit-learn estimator on the frozen base's
+    pooled features (no epochs). Each other method gets
+    `head_epochs + fine_tune_epochs` epochs: feature
     extraction trains the head for all of them; fine-tuning splits them into
     its two phases; from scratch trains every layer for all of them, with
     BatchNorm momentum 0.9 (see `train_from_scratch`). The same seed fixes
@@ -102,11 +108,20 @@ def compare(splits, *, model=None, training=None, scratch_lr=1e-3, seed=0, out=N
             `None` (the defaults).
         scratch_lr: float. Adam learning rate from scratch. Defaults to
             `1e-3`.
+        classical: str or `None`. The scikit-learn estimator of the
+            classical row (`"logistic"`, `"linear_svm"`, `"rbf_svm"`,
+            `"knn"`), fitted on the frozen base's features with its
+            regularisation cross-validated; `None` leaves the row out.
+            Defaults to `"logistic"`.
         seed: int. Defaults to `0`.
         out: str, path or `None`. Folder for `compare.json`, `compare.md` and
             `compare.png`. Defaults to `None` (nothing written).
         overwrite: bool. Whether an earlier comparison in `out` may be
             replaced. Defaults to `False`.
+        strategy: `tf.distribute.Strategy` or `None`. The three trained
+            methods train under it (see `distribute`); the classical row
+            runs on each process alone (inference and scikit-learn). Under
+            several workers only the chief writes `out`. Defaults to `None`.
         verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
             Defaults to `1`.
         **keywords: any field of `ModelSettings` or `FineTuneSettings`
@@ -155,27 +170,35 @@ def compare(splits, *, model=None, training=None, scratch_lr=1e-3, seed=0, out=N
         print("weights=None: the transfer methods start from random weights too, so this "
               "compares training recipes, not pretrained against random weights.")
 
-    def classifier(start):
+    def classifier(start, strategy=strategy):
         return ImageClassifier.from_backbone(
             spec.name, class_names=splits.class_names, image_size=size, weights=start,
-            pooling=model.pooling, dropout=model.dropout, dtype=model.dtype, seed=seed,
+            pooling=model.pooling, dropout=model.dropout, dtype=model.dtype, seed=seed, strategy=strategy,
         )
 
     head_only = training.replace(head_epochs=scratch.epochs, fine_tune_epochs=0, unfreeze_blocks=0)
     records = {}
-    for method in METHODS:
+    for method in METHODS if classical else METHODS[1:]:
         if verbose:
             print(f"\n== {method.replace('_', ' ')}: {DESCRIPTIONS[method]} ==")
-        if method == "from_scratch":
+        if method == "classical":
+            fitted = fit_classical(classifier(model.weights, strategy=None), splits.train, estimator=classical, seed=seed,
+                                   feature_cache_mode=training.feature_cache, verbose=bool(verbose))
+            accuracy = evaluate(fitted, splits.validation)["accuracy"]
+            record = fitted.training_record
+            record.history = {"val_accuracy": [accuracy]}
+            records[method] = record
+        elif method == "from_scratch":
             records[method] = train_from_scratch(classifier(None), splits.train, splits.validation,
-                                                 settings=scratch, verbose=verbose)
+                                                 settings=scratch, verbose=verbose, strategy=strategy)
         else:
             records[method] = fine_tune(
                 classifier(model.weights), splits.train, splits.validation,
-                settings=training if method == "fine_tuning" else head_only, verbose=verbose)
+                settings=training if method == "fine_tuning" else head_only, verbose=verbose,
+                strategy=strategy)
     result = ComparisonResult(
         rows=[_row(method, record) for method, record in records.items()],
-        curves={m: list(r.history.get("val_accuracy", [])) for m, r in records.items()},
+        curves={m: list(r.history.get("val_accuracy", [])) for m, r in records.items() if m != "classical"},
         boundaries={m: (r.phase_boundary if len(r.phases) == 2 and r.phases[1].epochs else None)
                     for m, r in records.items()},
         settings=dict(
@@ -187,7 +210,7 @@ def compare(splits, *, model=None, training=None, scratch_lr=1e-3, seed=0, out=N
             scratch_lr=scratch_lr, seed=seed, counts=splits.counts,
         ),
     )
-    if out is not None:
+    if out is not None and distribute.is_chief(strategy):
         _write(result, out)
         if verbose:
             print(f"\n{result.table()}\n\nWrote {out / COMPARE_TABLE}, {out / COMPARE_JSON} "
@@ -206,9 +229,12 @@ def check_output(out, overwrite):
 
 def _row(method, record):
     accuracy = [v for v in record.history.get("val_accuracy", []) if v is not None]
+    description = DESCRIPTIONS[method]
+    if method == "classical":
+        description = f"{record.settings['estimator']} on the frozen base's features"
     return {
         "method": method,
-        "description": DESCRIPTIONS[method],
+        "description": description,
         "epochs": sum(phase.epochs for phase in record.phases),
         "final_val_accuracy": accuracy[-1] if accuracy else None,
         "best_val_accuracy": max(accuracy) if accuracy else None,

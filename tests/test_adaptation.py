@@ -1,0 +1,149 @@
+"""Domain adaptation: gradient reversal, AdaBN's statistics, CORAL's loss, DANN/CORAL end to end."""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import transfer_tf as ttf
+from transfer_tf import cli
+from transfer_tf.adaptation import GradientReversal, coral_loss
+
+from conftest import separable_data
+from image_files import write_class_folder
+
+
+def test_gradient_reversal_is_identity_forward_and_flips_the_gradient():
+    layer = GradientReversal(0.5)
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 4)), tf.float32)
+    upstream = tf.constant(np.random.default_rng(1).normal(size=(3, 4)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        objective = tf.reduce_sum(y * upstream)
+    np.testing.assert_array_equal(y.numpy(), x.numpy())
+    np.testing.assert_allclose(tape.gradient(objective, x).numpy(), -0.5 * upstream.numpy(), rtol=1e-6)
+    layer.set_weight(2.0)  # the schedule changes it between steps
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        objective = tf.reduce_sum(layer(x) * upstream)
+    np.testing.assert_allclose(tape.gradient(objective, x).numpy(), -2.0 * upstream.numpy(), rtol=1e-6)
+
+
+def test_coral_loss_is_zero_for_equal_statistics_and_positive_otherwise():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(64, 8)).astype("float32")
+    assert float(coral_loss(source, source)) == pytest.approx(0.0, abs=1e-12)
+    assert float(coral_loss(source, source + 3.0)) == pytest.approx(0.0, abs=1e-6)  # a shift keeps the covariance
+    assert float(coral_loss(source, 2.0 * source)) > 0.01
+    assert float(coral_loss(source, rng.normal(size=(40, 8)).astype("float32") @ np.diag(range(1, 9)))) > 0.1
+
+
+def _weights(model):
+    return {w.path: keras.ops.convert_to_numpy(w).copy() for w in model.weights}
+
+
+def test_adabn_changes_only_batchnorm_statistics_to_the_targets_average():
+    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
+    bn = [layer for layer in ttf.all_layers(clf.base) if ttf.is_batchnorm(layer)]
+    flags = [(layer.trainable, layer.momentum) for layer in bn]
+    before = _weights(clf)
+    target = np.random.default_rng(0).uniform(0, 255, (64, 32, 32, 3)).astype("float32")
+    result = ttf.adapt(clf, None, target, method="adabn", batch_size=16, verbose=0)
+    after = _weights(clf)
+    statistics = {w.path for layer in bn for w in (layer.moving_mean, layer.moving_variance)}
+    for path, value in before.items():
+        if path in statistics:
+            assert not np.array_equal(after[path], value), f"{path} was not re-estimated"
+        else:
+            np.testing.assert_array_equal(after[path], value, err_msg=f"{path} changed")
+    assert [(layer.trainable, layer.momentum) for layer in bn] == flags
+    assert result.phases[0].name == "adabn" and clf.training_record.settings["method"] == "adabn"
+    # The first BatchNorm's statistics are exactly those of its input over the target images.
+    first = bn[0]
+    producer = keras.Model(clf.base.input, clf.base.get_layer(first.name).input)
+    activations = producer.predict(clf.preprocessor(target), verbose=0)
+    np.testing.assert_allclose(first.moving_mean.numpy(), activations.mean(axis=(0, 1, 2)),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def domains():
+    """Source: brightness tells the class. Target: the same classes, darker and with less contrast."""
+    x, y = separable_data(48, 32, 2)
+    tx, ty = separable_data(48, 32, 2, seed=5)
+    return (x, y), (np.clip(0.6 * tx + 20, 0, 255).astype("float32"), ty)
+
+
+@pytest.mark.parametrize("method", ["dann", "coral"])
+def test_alignment_trains_the_top_and_head_and_saves_an_ordinary_classifier(domains, method, tmp_path):
+    (x, y), (tx, ty) = domains
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    before = _weights(clf)
+    result = ttf.adapt(clf, (x, y), tx, method=method, head_epochs=1, fine_tune_epochs=2,
+                       unfreeze_blocks=1, fine_tune_lr=1e-3, batch_size=16, seed=0, verbose=0,
+                       target_labelled=(tx[:8], ty[:8]) if method == "coral" else None)
+    assert [p.name for p in result.phases] == ["head", method]
+    assert result.phases[1].epochs == 2 and "alignment_loss" in result.history
+    assert np.isfinite([v for v in result.history["alignment_loss"] if v is not None]).all()
+    moved = {path for path, value in before.items() if not np.array_equal(value, _weights(clf)[path])}
+    groups = ttf.block_layers(clf.base, clf.backbone_spec)
+    top = {w.path for layer in groups["block5"] for w in layer.weights}
+    assert moved & top and not moved - top - {w.path for w in clf.head.weights}
+    assert result.cache["phases"] == ["head", method] and result.cache["cut"] == "block5"
+    run = clf.save(tmp_path / "run")
+    with zipfile.ZipFile(run / "model.keras") as archive:
+        config = archive.read("config.json").decode()
+    assert "GradientReversal" not in config and "domain_classifier" not in config
+    loaded = ttf.load(run)
+    np.testing.assert_allclose(loaded.predict(tx[:4], verbose=0), clf.predict(tx[:4], verbose=0), atol=1e-6)
+    assert loaded.training_record.settings["method"] == method
+
+
+def test_the_adapted_run_exports_like_any_other(domains, tmp_path):
+    (x, y), (tx, ty) = domains
+    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", class_names=["a", "b"], image_size=32,
+                                            weights=None)
+    ttf.adapt(clf, (x, y), tx, method="dann", head_epochs=1, fine_tune_epochs=1, unfreeze_blocks=1,
+              batch_size=16, verbose=0)
+    data = ttf.data.from_arrays(tx, ty, ["a", "b"], validation_split=0.5)
+    result = ttf.export(clf, tmp_path / "export", precisions=["float32"], data=data, latency_repeats=1,
+                        verbose=0)
+    assert result.parity[-1]["agreement"] == 1.0
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(method="mmd"), ValueError, "Received: method='mmd'"),
+    (dict(method="dann", unfreeze_blocks=0), ValueError, "unfreeze_blocks >= 1"),
+    (dict(method="coral", source=None), ValueError, "pass source_data"),
+    (dict(method="adabn", learning_rate=1), TypeError, "unexpected keyword"),
+])
+def test_bad_settings_are_refused_before_training(domains, kwargs, error, message):
+    (x, y), (tx, _) = domains
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    before = _weights(clf)
+    source = kwargs.pop("source", (x, y))
+    with pytest.raises(error, match=message):
+        ttf.adapt(clf, source, tx, verbose=0, **kwargs)
+    assert all(np.array_equal(v, _weights(clf)[k]) for k, v in before.items())
+
+
+def test_cli_adapt_writes_a_run_that_evaluates_on_the_target(tmp_path, capsys):
+    source, target = tmp_path / "source", tmp_path / "target"
+    write_class_folder(source, ["dark", "light"], per_class=8, value_of=lambda label: 40 + 160 * label)
+    write_class_folder(target, ["dark", "light"], per_class=6, value_of=lambda label: 30 + 100 * label)
+    run = tmp_path / "run"
+    assert cli.main(["train", str(source), "--backbone", "mobilenetv3small", "--weights", "none",
+                     "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "0",
+                     "--out", str(run), "--quiet"]) == 0
+    assert cli.main(["adapt", str(run), str(source), str(target), "--method", "adabn", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Target images: accuracy" in printed and f"{run}-adabn" in printed
+    adapted = ttf.load(f"{run}-adabn")
+    assert adapted.training_record.settings["method"] == "adabn"
+    metrics = json.loads((tmp_path / "run-adabn" / "metrics.json").read_text())
+    assert metrics["num_images"] == 12
+    assert cli.main(["evaluate", f"{run}-adabn", str(target), "--quiet"]) == 0
