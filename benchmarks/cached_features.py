@@ -124,9 +124,10 @@ def floor(clf, splits, head_epochs, tune_epochs, seed):
     import numpy as np
 
     import transfer_tf as ttf
+    from transfer_tf.freezing import unfreeze_top_blocks
 
     _, top = ttf.split_base(clf.base, clf.backbone_spec, TOP_BLOCK[clf.backbone_name])
-    unfreeze(clf, TOP_BLOCK[clf.backbone_name])
+    unfreeze_top_blocks(clf, 1)  # the top block, BatchNorm frozen, as phase 2 has it
     inputs = keras.Input(top.input.shape[1:])
     model = keras.Model(inputs, clf.head(top(inputs, training=False)))
     model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
@@ -161,16 +162,6 @@ def medians(runs, backbone, method):
     rows = [r for r in runs if r["backbone"] == backbone and r["method"] == method]
     return {k: statistics.median(r[k] for r in rows)
             for k in ("phase1_s", "phase2_s", "total_s", "val_accuracy", "peak_rss_mb") if rows[0][k] is not None}
-
-
-def unfreeze(classifier, block):
-    """The block trainable, all else (and every BatchNorm layer) frozen, as phase 2 has it."""
-    import transfer_tf as ttf
-
-    classifier.base.trainable = True
-    top = {id(layer) for layer in ttf.block_layers(classifier.base, classifier.backbone_spec)[block]}
-    for layer in ttf.all_layers(classifier.base):
-        layer.trainable = id(layer) in top and not ttf.is_batchnorm(layer)
 
 
 def main(argv=None):

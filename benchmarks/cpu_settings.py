@@ -54,6 +54,7 @@ def worker(steps, batch, image_size):
     """Times each workload in this process; prints one JSON line."""
     import transfer_tf as ttf
     from transfer_tf import cpu_settings
+    from transfer_tf.freezing import unfreeze_top_blocks
 
     import keras
     import numpy as np
@@ -82,7 +83,7 @@ def worker(steps, batch, image_size):
         model = ttf.ImageClassifier.from_backbone(backbone, num_classes=10, image_size=image_size,
                                                   weights=None)
         _, top = ttf.split_base(model.base, model.backbone_spec, TOP[backbone])
-        unfreeze(model, TOP[backbone])
+        unfreeze_top_blocks(model, 1)  # the top block, BatchNorm frozen, as phase 2 has it
         inputs = keras.Input(top.input.shape[1:])
         trainable = keras.Model(inputs, model.head(top(inputs, training=False)))
         trainable.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy")
@@ -90,16 +91,6 @@ def worker(steps, batch, image_size):
         y = rng.integers(0, 10, batch)
         timings[f"phase2_{backbone}"] = timed(lambda: trainable.train_on_batch(x, y))
     print(json.dumps({"ms_per_step": timings, "machine": cpu_settings.cpu_summary()}))
-
-
-def unfreeze(classifier, block):
-    """The block trainable, all else (and every BatchNorm layer) frozen, as phase 2 has it."""
-    import transfer_tf as ttf
-
-    classifier.base.trainable = True
-    top = {id(layer) for layer in ttf.block_layers(classifier.base, classifier.backbone_spec)[block]}
-    for layer in ttf.all_layers(classifier.base):
-        layer.trainable = id(layer) in top and not ttf.is_batchnorm(layer)
 
 
 def main(argv=None):

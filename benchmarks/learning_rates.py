@@ -29,12 +29,12 @@ flags and TensorFlow's settings.
 """
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from _results import spread, write_results
 
 RESULTS = Path(__file__).parent / "results" / "learning_rates.json"
 VARIANTS = {
@@ -103,11 +103,9 @@ def summary(rows):
             picked = [r for r in rows if r["task"] == task and r["variant"] == variant]
             if not picked:
                 continue
-            acc = [r["accuracy"] for r in picked]
-            bal = [r["balanced_accuracy"] for r in picked]
             lines.append(
-                f"| {task} | {variant} | {statistics.mean(acc):.1%} ({min(acc):.1%}-{max(acc):.1%}) | "
-                f"{statistics.mean(bal):.1%} ({min(bal):.1%}-{max(bal):.1%}) | "
+                f"| {task} | {variant} | {spread(r['accuracy'] for r in picked)} | "
+                f"{spread(r['balanced_accuracy'] for r in picked)} | "
                 f"{statistics.median(r['seconds'] for r in picked):.0f} s |")
     return "\n".join(lines)
 
@@ -122,8 +120,6 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    import transfer_tf as ttf
-
     rows = []
     for task in args.tasks:
         for seed in args.seeds:
@@ -135,17 +131,12 @@ def main(argv=None):
                       flush=True)
     table = summary(rows)
     print("\n" + table)
-    machine = ttf.cpu_summary()
-    print(f"\nCPU: {machine['cpu']}; TensorFlow: {machine['settings']}, oneDNN {machine['onednn_enabled']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "command": "python benchmarks/learning_rates.py " + " ".join(argv or []),
+    write_results(args.out, "learning_rates.py", argv, {
         "settings": {"head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
                      "unfreeze_blocks": 2, "backbone": "efficientnet_lite0", "weights": "imagenet"},
         "variants": {k: {n: list(v) if isinstance(v, tuple) else v for n, v in d.items()}
                      for k, d in VARIANTS.items()},
-        "rows": rows, "table": table, "machine": machine}, indent=2) + "\n")
-    print(f"Wrote {args.out}")
+        "rows": rows, "table": table})
 
 
 if __name__ == "__main__":

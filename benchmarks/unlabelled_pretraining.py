@@ -24,11 +24,12 @@ writes `benchmarks/results/unlabelled_pretraining.json` with the CPU's flags.
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _results import spread, write_results
 
 RESULTS = Path(__file__).parent / "results" / "unlabelled_pretraining.json"
 PRETRAINED = {"autoencoder": ("autoencoder", None), "masked": ("masked", None),
@@ -97,21 +98,15 @@ def main(argv=None):
              "|---|---|---|---|---|"]
     for variant in args.variants:
         picked = [r for r in rows if r["variant"] == variant]
-        acc, bal = [r["accuracy"] for r in picked], [r["balanced_accuracy"] for r in picked]
         pre = f"{pretrain_seconds[variant]:.0f} s" if variant in pretrain_seconds else "-"
-        lines.append(f"| {variant} | {statistics.mean(acc):.1%} ({min(acc):.1%}-{max(acc):.1%}) | "
-                     f"{statistics.mean(bal):.1%} ({min(bal):.1%}-{max(bal):.1%}) | "
+        lines.append(f"| {variant} | {spread(r['accuracy'] for r in picked)} | "
+                     f"{spread(r['balanced_accuracy'] for r in picked)} | "
                      f"{statistics.median(r['seconds'] for r in picked):.0f} s | {pre} |")
     table = "\n".join(lines)
     print("\n" + table)
-    machine = ttf.cpu_summary()
-    print(f"\nCPU: {machine['cpu']}; TensorFlow: {machine['settings']}, oneDNN {machine['onednn_enabled']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "command": "python benchmarks/unlabelled_pretraining.py " + " ".join(argv or []),
+    write_results(args.out, "unlabelled_pretraining.py", argv, {
         "settings": {k: v for k, v in vars(args).items() if k != "out"}, "pretrain_seconds": pretrain_seconds,
-        "rows": rows, "table": table, "machine": machine}, indent=2) + "\n")
-    print(f"Wrote {args.out}")
+        "rows": rows, "table": table})
 
 
 if __name__ == "__main__":

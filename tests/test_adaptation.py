@@ -46,10 +46,13 @@ def _weights(model):
     return {w.path: keras.ops.convert_to_numpy(w).copy() for w in model.weights}
 
 
-def test_adabn_changes_only_batchnorm_statistics_to_the_targets_average():
-    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
+@pytest.mark.parametrize("backbone", ["mobilenetv3small", "efficientnet_lite0"])  # the latter has Dropout inside
+def test_adabn_changes_only_batchnorm_statistics_to_the_targets_average(backbone):
+    clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=32, weights=None)
     bn = [layer for layer in ttf.all_layers(clf.base) if ttf.is_batchnorm(layer)]
     flags = [(layer.trainable, layer.momentum) for layer in bn]
+    dropout = [(layer, layer.rate) for layer in ttf.all_layers(clf.base) if isinstance(layer, keras.layers.Dropout)]
+    assert dropout or backbone == "mobilenetv3small"
     before = _weights(clf)
     target = np.random.default_rng(0).uniform(0, 255, (64, 32, 32, 3)).astype("float32")
     result = ttf.adapt(clf, None, target, method="adabn", batch_size=16, verbose=0)
@@ -61,6 +64,7 @@ def test_adabn_changes_only_batchnorm_statistics_to_the_targets_average():
         else:
             np.testing.assert_array_equal(after[path], value, err_msg=f"{path} changed")
     assert [(layer.trainable, layer.momentum) for layer in bn] == flags
+    assert all(layer.rate == rate for layer, rate in dropout)
     assert result.phases[0].name == "adabn" and clf.training_record.settings["method"] == "adabn"
     # The first BatchNorm's statistics are exactly those of its input over the target images.
     first = bn[0]

@@ -203,3 +203,18 @@ def test_strategy_names_are_checked(monkeypatch):
     with pytest.raises(ValueError, match="Received: strategy='tpu'"):
         distribute.make_strategy("tpu")
     assert distribute.make_strategy(None) is None
+
+
+def test_cli_train_takes_a_strategy(tmp_path):
+    from transfer_tf import cli
+
+    from image_files import write_class_folder
+
+    write_class_folder(tmp_path / "shapes", ["dark", "light"], per_class=16, value_of=lambda label: 40 + 150 * label)
+    out = tmp_path / "run"
+    assert cli.main(["train", str(tmp_path / "shapes"), "--backbone", "vgg16", "--weights", "none",
+                     "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1",
+                     "--strategy", "mirrored", "--out", str(out), "--quiet"]) == 0
+    assert (out / "model.keras").is_file() and ttf.load(out).num_classes == 2
+    with pytest.raises(SystemExit):  # argparse refuses an unknown strategy
+        cli.main(["train", str(tmp_path / "shapes"), "--strategy", "tpu"])

@@ -167,8 +167,7 @@ def reestimate_batchnorm(classifier, images, *, progress=None):
     layers = [layer for layer in all_layers(classifier.base) if is_batchnorm(layer)]
     if not layers:
         raise ValueError("The classifier's base has no BatchNormalization layer: AdaBN does nothing.")
-    saved = [(layer, layer.trainable, layer.momentum) for layer in all_layers(classifier.base)
-             if is_batchnorm(layer) or isinstance(layer, keras.layers.Dropout)]
+    saved = [(layer, layer.trainable, layer.momentum) for layer in layers]
     rates = {id(layer): layer.rate for layer in all_layers(classifier.base)
              if isinstance(layer, keras.layers.Dropout)}
     base_trainable = classifier.base.trainable

@@ -1,0 +1,22 @@
+"""What every benchmark prints and writes at its end: spreads over seeds, the machine, the JSON file."""
+
+import json
+import statistics
+
+
+def spread(values):
+    """`"81.2% (80.1%-82.3%)"`: the mean and the range of fractions."""
+    values = list(values)
+    return f"{statistics.mean(values):.1%} ({min(values):.1%}-{max(values):.1%})"
+
+
+def write_results(out, script, argv, record):
+    """Prints the CPU and TensorFlow's settings, and writes `record` with them and the command to `out`."""
+    import transfer_tf as ttf
+
+    machine = ttf.cpu_summary()
+    print(f"\nCPU: {machine['cpu']}; TensorFlow: {machine['settings']}, oneDNN {machine['onednn_enabled']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": f"python benchmarks/{script} " + " ".join(argv or []),
+                               **record, "machine": machine}, indent=2) + "\n")
+    print(f"Wrote {out}")
