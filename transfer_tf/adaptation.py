@@ -35,7 +35,6 @@ import math
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -46,7 +45,7 @@ from transfer_tf.freezing import all_layers, freeze_base, is_batchnorm, unfreeze
 from transfer_tf.phases import FitOptions, run_phase
 from transfer_tf.records import FineTuneResult, PhaseResult
 from transfer_tf.settings import FineTuneSettings
-from transfer_tf.inputs import class_weight_for, training_data
+from transfer_tf.inputs import class_weight_for, training_data, unlabelled_data
 from transfer_tf.training import check_settings_for, phase_of
 
 METHODS = ADAPTATION_METHODS
@@ -141,7 +140,7 @@ def adapt(classifier, source_data, target_data, *, method="adabn", target_labell
 
 
 def _adabn(classifier, target_data, settings, verbose):
-    target = _target_dataset(target_data, classifier, settings.batch_size, settings.seed)
+    target = unlabelled_data(target_data, classifier, settings.batch_size, settings.seed)
     progress = keras.utils.Progbar(None, unit_name="batch") if verbose else None
     if verbose:
         print("AdaBN: re-estimating the BatchNorm statistics on the target images ...")
@@ -337,7 +336,7 @@ def _align(classifier, source_data, target_data, target_labelled, s, extra, call
     if s.seed is not None:
         keras.utils.set_random_seed(s.seed)
     source, _ = training_data(classifier, source_data, None, s.batch_size, s.seed)
-    target = _target_dataset(target_data, classifier, s.batch_size, s.seed)
+    target = unlabelled_data(target_data, classifier, s.batch_size, s.seed)
     labelled = None if target_labelled is None else training_data(
         classifier, target_labelled, None, s.batch_size, s.seed)[0]
     distribute.check_same_order(strategy, {"source_data": source, "target_data": target,
@@ -374,16 +373,6 @@ def _align(classifier, source_data, target_data, target_labelled, s, extra, call
     if report.used:
         report.phases.append(extra.method)
     return FineTuneResult.merge([head, tuned], {}, cache=dataclasses.asdict(report))
-
-
-def _target_dataset(data, classifier, batch_size, seed):
-    """Target images as a shuffled, batched dataset of `(images, labels)` (labels unused)."""
-    if isinstance(data, tf.data.Dataset):
-        if not isinstance(data.element_spec, tuple):
-            data = data.map(lambda x: (x, tf.zeros(tf.shape(x)[:1], tf.int32)))
-        return training_data(classifier, data, None, None, seed)[0]
-    images = np.asarray(data)
-    return training_data(classifier, (images, np.zeros(len(images), np.int32)), None, batch_size, seed)[0]
 
 
 def _record(name, batches, seconds):

@@ -17,6 +17,17 @@ def training_data(classifier, train_data, validation_data, batch_size, seed):
     return train, validation
 
 
+def unlabelled_data(data, classifier, batch_size, seed):
+    """Unlabelled images (an array, or a batched dataset of images or of `(images, labels)`) as a
+    shuffled, batched dataset of `(images, labels)` whose labels are zeros, checked like training data."""
+    if isinstance(data, tf.data.Dataset):
+        if not isinstance(data.element_spec, tuple):
+            data = data.map(lambda x: (x, tf.zeros(tf.shape(x)[:1], tf.int32)))
+        return training_data(classifier, data, None, None, seed)[0]
+    images = np.asarray(data)
+    return training_data(classifier, (images, np.zeros(len(images), np.int32)), None, batch_size, seed)[0]
+
+
 def _as_dataset(data, classifier, batch_size, argument, *, shuffle, seed):
     if isinstance(data, tf.data.Dataset):
         if batch_size is not None:

@@ -29,7 +29,6 @@ import math
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -43,7 +42,7 @@ from transfer_tf.phases import FitOptions, Phase, run_phase
 from transfer_tf.records import FineTuneResult
 from transfer_tf.saving import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, package_versions, write_json
 from transfer_tf.staging import staged_folder
-from transfer_tf.inputs import training_data
+from transfer_tf.inputs import unlabelled_data
 
 METHODS = PRETRAINING_METHODS
 
@@ -243,16 +242,8 @@ def pretrain(model, unlabelled, *, method="autoencoder", epochs=10, learning_rat
 
 def _images(data, classifier, batch_size, seed, strategy):
     """The unlabelled images as a shuffled batched dataset, and how many there are."""
-    if isinstance(data, tf.data.Dataset):
-        if not isinstance(data.element_spec, tuple):
-            data = data.map(lambda x: (x, tf.zeros(tf.shape(x)[:1], tf.int32)))
-        dataset = training_data(classifier, data, None, None, seed)[0]
-        recipe = recipe_of(dataset)
-        count = None if recipe is None else recipe.count
-    else:
-        images = np.asarray(data)
-        dataset = training_data(classifier, (images, np.zeros(len(images), np.int32)), None, batch_size,
-                                seed)[0]
-        count = len(images)
+    dataset = unlabelled_data(data, classifier, batch_size, seed)
+    recipe = recipe_of(dataset)
+    count = None if recipe is None else recipe.count
     distribute.check_same_order(strategy, {"unlabelled": dataset})
     return dataset.map(lambda x, y: x), count
