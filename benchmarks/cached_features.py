@@ -27,9 +27,14 @@ every process under other settings, e.g. `--env TF_ENABLE_ONEDNN_OPTS=0`
 
 Data: `per_class` images per class of `../shared/data/sign-language-digits`
 (100: 1,000 images; 806 train, 194 validation by the stable split), 64 px,
-5 + 5 epochs, `weights=None` (random weights: fine for timing). Writes
+5 + 5 epochs, `weights=None` (random weights: fine for timing). Repeat `r`
+runs all three methods with seed `r`, one after the other; every ratio is
+taken within a repeat (plain over transfer_tf, phase 2 over the floor,
+accuracy difference) and summarised as the median over repeats, so a slow
+spell of the machine hits both sides of a ratio. Writes
 `benchmarks/results/cached_features[_TAG].json` with the CPU's flags and
-the TensorFlow settings of the runs.
+the TensorFlow settings of the runs; `--summarise FILE` prints and rewrites
+the summary of a results file's runs without training.
 """
 
 import argparse
@@ -73,6 +78,7 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         dtype="mixed_bfloat16" if method == "transfer_tf_bf16" else None)
     if method == "floor":
         phases, accuracy, cache, cache_seconds = floor(clf, splits, head_epochs, tune_epochs, seed), None, None, 0.0
+        by_epoch = None
     elif method.startswith("transfer_tf"):
         result = ttf.fine_tune(clf, splits.train, splits.validation, head_epochs=head_epochs,
                                fine_tune_epochs=tune_epochs, unfreeze_blocks=1, seed=seed, verbose=0,
@@ -81,6 +87,7 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         # The one pass of the base that fills the cache counts towards phase 1.
         phases = [cache_seconds + result.phases[0].seconds, result.phases[1].seconds]
         accuracy = result.history["val_accuracy"][-1]
+        by_epoch = {k: result.history[k] for k in ("loss", "val_loss", "val_accuracy")}
         cache = result.cache
     else:
         # The Keras guide's recipe, on the same weights: a functional model over the base.
@@ -92,7 +99,7 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         tick = time.perf_counter()
-        model.fit(splits.train, validation_data=splits.validation, epochs=head_epochs, verbose=0)
+        first = model.fit(splits.train, validation_data=splits.validation, epochs=head_epochs, verbose=0)
         phases = [time.perf_counter() - tick]
         base.trainable = True
         for name, layers in ttf.block_layers(base, clf.backbone_spec).items():
@@ -109,10 +116,11 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         phases.append(time.perf_counter() - tick)
         cache_seconds = 0.0
         accuracy = history.history["val_accuracy"][-1]
+        by_epoch = {k: first.history[k] + history.history[k] for k in ("loss", "val_loss", "val_accuracy")}
         cache = None
     print(json.dumps({
         "backbone": backbone, "method": method, "phase1_s": phases[0], "phase2_s": phases[1],
-        "total_s": sum(phases), "cache_s": cache_seconds, "val_accuracy": accuracy,
+        "total_s": sum(phases), "cache_s": cache_seconds, "val_accuracy": accuracy, "by_epoch": by_epoch,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cache": cache,
         "machine": ttf.cpu_summary(),
     }))
@@ -177,13 +185,21 @@ def main(argv=None):
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE",
                         help="environment of every run (e.g. TF_ENABLE_ONEDNN_OPTS=0)")
     parser.add_argument("--tag", help="results go to cached_features_TAG.json")
-    parser.add_argument("--worker", nargs=3, metavar=("BACKBONE", "METHOD", "DATA_DIR"),
+    parser.add_argument("--summarise", type=Path, metavar="FILE",
+                        help="summarise the runs of a results file again (no training)")
+    parser.add_argument("--worker", nargs=4, metavar=("BACKBONE", "METHOD", "DATA_DIR", "SEED"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        backbone, method, data_dir = args.worker
+        backbone, method, data_dir, seed = args.worker
         worker(backbone, method, data_dir, args.image_size, args.head_epochs,
-               args.fine_tune_epochs, seed=0)
+               args.fine_tune_epochs, seed=int(seed))
+        return
+    if args.summarise:
+        record = json.loads(args.summarise.read_text())
+        record["summary"], record["variants"] = summarise(record["runs"])
+        args.summarise.write_text(json.dumps(record, indent=2) + "\n")
+        print_summary(record, args.summarise)
         return
     if not DATA.is_dir():
         sys.exit(f"The benchmark needs {DATA} (sign-language-digits).")
@@ -196,7 +212,7 @@ def main(argv=None):
             for backbone in args.backbones:
                 for method in ("plain_keras", "transfer_tf", "floor", *args.variants):
                     done = subprocess.run(
-                        [sys.executable, __file__, "--worker", backbone, method, str(data_dir),
+                        [sys.executable, __file__, "--worker", backbone, method, str(data_dir), str(repeat),
                          "--image-size", str(args.image_size), "--head-epochs", str(args.head_epochs),
                          "--fine-tune-epochs", str(args.fine_tune_epochs)],
                         capture_output=True, text=True, env=env,
@@ -210,50 +226,77 @@ def main(argv=None):
                     print(f"repeat {repeat + 1}: {backbone:<9} {method:<12} phase 1 {run['phase1_s']:6.1f} s"
                           f"  phase 2 {run['phase2_s']:6.1f} s{accuracy}  peak {run['peak_rss_mb']:,.0f} MB",
                           flush=True)
-    summary, variants = {}, {}
-    for backbone in args.backbones:
-        med = {m: medians(runs, backbone, m) for m in ("plain_keras", "transfer_tf", "floor")}
-        plain, ours = med["plain_keras"], med["transfer_tf"]
-        summary[backbone] = {
-            "median": med,
-            "speedup": {k: plain[k] / ours[k] for k in ("phase1_s", "phase2_s", "total_s")},
-            "phase2_over_floor": ours["phase2_s"] / med["floor"]["phase2_s"],
-            "val_accuracy_difference": ours["val_accuracy"] - plain["val_accuracy"],
-            "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224),
-        }
-        variants[backbone] = {v: medians(runs, backbone, v) for v in args.variants}
+    summary, variants = summarise(runs)
     record = {
         "command": "python benchmarks/cached_features.py " + " ".join(sys.argv[1:]),
         "settings": {"images": args.per_class * 10, "image_size": args.image_size,
                      "head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
-                     "repeats": args.repeats, "weights": None, "env": dict(item.split("=", 1) for item in args.env)},
+                     "repeats": args.repeats, "seeds": "repeat r: seed r", "weights": None,
+                     "env": dict(item.split("=", 1) for item in args.env)},
         "machine": runs[0]["machine"],
         "summary": summary, "variants": variants, "runs": runs,
     }
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(record, indent=2) + "\n")
+    print_summary(record, results)
+
+
+def summarise(runs):
+    """Per backbone: medians of each method, and the medians (and ranges) of the per-repeat ratios."""
+    summary, variants = {}, {}
+    for backbone in dict.fromkeys(r["backbone"] for r in runs):
+        med = {m: medians(runs, backbone, m) for m in ("plain_keras", "transfer_tf", "floor")}
+        by_repeat = {}
+        for r in runs:
+            if r["backbone"] == backbone:
+                by_repeat.setdefault(r.get("repeat", 0), {})[r["method"]] = r
+        paired = [rows for rows in by_repeat.values() if {"plain_keras", "transfer_tf", "floor"} <= set(rows)]
+
+        def spread(values):
+            return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+        summary[backbone] = {
+            "median": med,
+            "speedup": {k: spread([p["plain_keras"][k] / p["transfer_tf"][k] for p in paired])
+                        for k in ("phase1_s", "phase2_s", "total_s")},
+            "phase2_over_floor": spread([p["transfer_tf"]["phase2_s"] / p["floor"]["phase2_s"] for p in paired]),
+            "val_accuracy_difference": spread([p["transfer_tf"]["val_accuracy"] - p["plain_keras"]["val_accuracy"]
+                                               for p in paired]),
+            "repeats": len(paired),
+            "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224),
+        }
+        variants[backbone] = {v: medians(runs, backbone, v) for v in
+                              dict.fromkeys(r["method"] for r in runs if r["backbone"] == backbone)
+                              if v not in med}
+    return summary, variants
+
+
+def print_summary(record, results):
     print()
     print("| backbone | phase 1 plain / ours | phase 2 plain / ours / floor | total plain / ours | "
           "val acc plain / ours | peak memory plain / ours |")
     print("|---|---|---|---|---|---|")
-    for backbone, s in summary.items():
+    for backbone, s in record["summary"].items():
         p, o, f, x = (s["median"]["plain_keras"], s["median"]["transfer_tf"], s["median"]["floor"],
                       s["speedup"])
-        print(f"| {backbone} | {p['phase1_s']:.0f} s / {o['phase1_s']:.0f} s ({x['phase1_s']:.1f}x) "
+        floor, accuracy = s["phase2_over_floor"], s["val_accuracy_difference"]
+        print(f"| {backbone} | {p['phase1_s']:.0f} s / {o['phase1_s']:.0f} s ({x['phase1_s']['median']:.1f}x) "
               f"| {p['phase2_s']:.0f} s / {o['phase2_s']:.0f} s / {f['phase2_s']:.0f} s "
-              f"({x['phase2_s']:.1f}x; {s['phase2_over_floor']:.2f}x the floor) "
-              f"| {p['total_s']:.0f} s / {o['total_s']:.0f} s ({x['total_s']:.1f}x) "
-              f"| {p['val_accuracy']:.1%} / {o['val_accuracy']:.1%} "
+              f"({x['phase2_s']['median']:.1f}x; {floor['median']:.2f}x the floor, "
+              f"{floor['min']:.2f}-{floor['max']:.2f}) "
+              f"| {p['total_s']:.0f} s / {o['total_s']:.0f} s ({x['total_s']['median']:.1f}x, "
+              f"{x['total_s']['min']:.1f}-{x['total_s']['max']:.1f}) "
+              f"| {p['val_accuracy']:.1%} / {o['val_accuracy']:.1%} (difference {accuracy['median']:+.1%}, "
+              f"{accuracy['min']:+.1%} to {accuracy['max']:+.1%}) "
               f"| {p['peak_rss_mb']:,.0f} MB / {o['peak_rss_mb']:,.0f} MB |")
         print(f"  cache for 2,000 images at 224 px: {s['cache_mb_for_2000_images_at_224px']:,.0f} MB")
-    for backbone, rows in variants.items():
+    for backbone, rows in record["variants"].items():
         for variant, m in rows.items():
             print(f"  {backbone} {variant}: phase 1 {m['phase1_s']:.0f} s, phase 2 {m['phase2_s']:.0f} s, "
                   f"total {m['total_s']:.0f} s, val acc {m['val_accuracy']:.1%}")
     machine = record["machine"]
     print(f"\nCPU: {machine['cpu']}; TensorFlow settings: {machine['settings']}, oneDNN "
           f"{machine['onednn_enabled']}\nWrote {results}")
-
 
 if __name__ == "__main__":
     main()

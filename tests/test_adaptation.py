@@ -107,6 +107,44 @@ def test_alignment_trains_the_top_and_head_and_saves_an_ordinary_classifier(doma
     assert loaded.training_record.settings["method"] == method
 
 
+
+def _normalised_by_first_batchnorm(clf, images):
+    first = next(layer for layer in ttf.all_layers(clf.base) if ttf.is_batchnorm(layer))
+    return keras.Model(clf.base.input, clf.base.get_layer(first.name).output).predict(
+        clf.preprocessor(images), verbose=0)
+
+
+def test_adabn_with_source_data_maps_the_targets_moments_onto_the_sources():
+    rng = np.random.default_rng(0)
+    source = rng.uniform(0, 255, (48, 32, 32, 3)).astype("float32")
+    target = (0.3 * rng.uniform(0, 255, (48, 32, 32, 3)) + 40).astype("float32")  # darker, less contrast
+    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
+    other = rng.uniform(150, 255, (48, 32, 32, 3)).astype("float32")
+    ttf.adapt(clf, None, other, method="adabn", batch_size=16, verbose=0)  # statistics of a third look
+    seen_on_source = _normalised_by_first_batchnorm(clf, source)
+    before = _weights(clf)
+    ttf.adapt(clf, source, target, method="adabn", batch_size=16, verbose=0)
+    seen_on_target = _normalised_by_first_batchnorm(clf, target)
+    # The model's statistics are not the source's; the first layer now sees the target as it
+    # saw the source: the same per-channel mean and spread.
+    assert np.abs(seen_on_source.mean(axis=(0, 1, 2))).max() > 0.3
+    np.testing.assert_allclose(seen_on_target.mean(axis=(0, 1, 2)), seen_on_source.mean(axis=(0, 1, 2)),
+                               atol=0.02 * seen_on_source.std())
+    np.testing.assert_allclose(seen_on_target.std(axis=(0, 1, 2)), seen_on_source.std(axis=(0, 1, 2)), rtol=0.05)
+    changed = {path for path, value in _weights(clf).items() if not np.array_equal(value, before[path])}
+    assert changed and all("moving_" in path for path in changed)
+
+
+def test_adabn_with_the_source_as_target_leaves_the_model_as_it_is():
+    source = np.random.default_rng(1).uniform(0, 255, (32, 32, 32, 3)).astype("float32")
+    clf = ttf.ImageClassifier.from_backbone("efficientnet_lite0", num_classes=3, image_size=32, weights=None)
+    predicted = clf.predict(source, verbose=0)
+    ttf.adapt(clf, source, source, method="adabn", batch_size=32, verbose=0)  # one batch: the same moments
+    np.testing.assert_allclose(clf.predict(source, verbose=0), predicted, atol=1e-4)
+    plain = ttf.ImageClassifier.from_backbone("efficientnet_lite0", num_classes=3, image_size=32, weights=None)
+    ttf.adapt(plain, None, source, method="adabn", batch_size=32, verbose=0)  # plain AdaBN moves it
+    assert np.abs(plain.predict(source, verbose=0) - predicted).max() > 1e-3
+
 def test_the_adapted_run_exports_like_any_other(domains, tmp_path):
     (x, y), (tx, ty) = domains
     clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", class_names=["a", "b"], image_size=32,
@@ -124,6 +162,9 @@ def test_the_adapted_run_exports_like_any_other(domains, tmp_path):
     (dict(method="dann", unfreeze_blocks=0), ValueError, "unfreeze_blocks >= 1"),
     (dict(method="coral", source=None), ValueError, "pass source_data"),
     (dict(method="adabn", learning_rate=1), TypeError, "unexpected keyword"),
+    (dict(method="adabn", domain_weight=0.5), ValueError, "takes no domain_weight"),
+    (dict(method="adabn", target_labelled="labelled"), ValueError, "cannot use target labels"),
+    (dict(method="dann", domain_weight=0), ValueError, "domain_weight"),
 ])
 def test_bad_settings_are_refused_before_training(domains, kwargs, error, message):
     (x, y), (tx, _) = domains

@@ -35,7 +35,7 @@ def test_public_api():
         "ExportResult", "FineTuneResult", "FineTuneSettings", "FlexOpsRequiredError",
         "ImageClassifier", "ImagePreprocessing", "LRFinderResult", "ModelSettings", "PhaseResult",
         "Predictions", "PretrainResult", "ScratchSettings", "TFLiteConfig",
-        "WeightsNotAvailableError", "adapt", "all_layers", "block_layers", "build_head",
+        "WeightsNotAvailableError", "adapt", "all_layers", "batchnorm_statistics", "block_layers", "build_head",
         "classification_metrics", "compare", "cpu_summary", "data", "evaluate", "export",
         "extract_features", "find_lr", "fine_tune", "fit_classical", "float32_copy", "get_backbone",
         "is_batchnorm", "keras_cache_dir", "list_backbones", "load", "plots", "predict_dataset",

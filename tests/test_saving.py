@@ -1,5 +1,6 @@
 """Run folders: complete, safe to open, and identical after loading."""
 
+import io
 import json
 import zipfile
 
@@ -44,6 +45,17 @@ def test_load_predicts_exactly_the_same(trained):
     np.testing.assert_array_equal(same.predict(images, verbose=0), clf.predict(images, verbose=0))
     assert same.class_names == ["cat", "dog"]
     assert same.training_record.phases[1].name == "fine_tune"
+
+
+def test_run_folder_holds_no_optimizer_state_and_the_classifier_keeps_it(trained):
+    clf, run = trained
+    assert clf.optimizer is not None and clf.optimizer.built  # the trained phase's Adam
+    with zipfile.ZipFile(run / "model.keras") as archive, archive.open("model.weights.h5") as raw:
+        import h5py
+
+        with h5py.File(io.BytesIO(raw.read()), "r") as weights:
+            assert "optimizer" not in weights and "layers" in weights
+    assert clf.optimizer.variables  # saving detached it only for the while
 
 
 def test_saved_model_needs_no_code_and_loads_in_safe_mode(trained):

@@ -23,7 +23,7 @@ _apply_cpu_defaults()
 
 # Public name -> the module that defines it.
 _PUBLIC = {
-    "adapt": "adaptation", "reestimate_batchnorm": "adaptation",
+    "adapt": "adaptation", "batchnorm_statistics": "adaptation", "reestimate_batchnorm": "adaptation",
     "EstimatorClassifier": "classical", "extract_features": "classical", "fit_classical": "classical",
     "BackboneSpec": "backbones", "Block": "backbones", "block_layers": "backbones",
     "get_backbone": "backbones", "list_backbones": "backbones", "split_base": "backbones",

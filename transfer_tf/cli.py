@@ -114,15 +114,15 @@ def build_parser():
                            help="adapt a run to another domain: AdaBN, DANN or Deep CORAL")
     adapt.add_argument("run", help="run folder trained on the source domain")
     adapt.add_argument("source_dir", help="labelled source images, one sub-folder per class "
-                                          "(not read by adabn)")
+                                          "(adabn reads their images only)")
     adapt.add_argument("target_dir", help="target images, any folder (class sub-folders, if they "
                                           "match, only evaluate the result)")
     adapt.add_argument("--method", choices=("adabn", "dann", "coral"), default="adabn",
                        help="(default: adabn)")
     adapt.add_argument("--labelled-target", metavar="DIR",
                        help="a few labelled target images, one sub-folder per class")
-    adapt.add_argument("--domain-weight", type=float, default=1.0,
-                       help="weight of the alignment loss (default: 1.0)")
+    adapt.add_argument("--domain-weight", type=float,
+                       help="weight of the alignment loss (default: dann 0.1, coral 1.0; adabn has none)")
     adapt.add_argument("--out", help="adapted run folder (default: RUN-METHOD)")
     adapt.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
     add_arguments(adapt, DataSettings, FineTuneSettings)

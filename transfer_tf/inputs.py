@@ -18,8 +18,11 @@ def training_data(classifier, train_data, validation_data, batch_size, seed):
 
 
 def unlabelled_data(data, classifier, batch_size, seed):
-    """Unlabelled images (an array, or a batched dataset of images or of `(images, labels)`) as a
-    shuffled, batched dataset of `(images, labels)` whose labels are zeros, checked like training data."""
+    """Images (an array, a tuple `(images, labels)`, or a batched dataset of images or of
+    `(images, labels)`; labels ignored) as a shuffled, batched dataset of `(images, labels)` whose
+    labels are zeros, checked like training data."""
+    if isinstance(data, tuple) and len(data) == 2:
+        data = data[0]
     if isinstance(data, tf.data.Dataset):
         if not isinstance(data.element_spec, tuple):
             data = data.map(lambda x: (x, tf.zeros(tf.shape(x)[:1], tf.int32)))

@@ -6,6 +6,7 @@ cannot run code), `labels.txt` (one class name per line), `config.json`
 package versions) and, once trained, `history.json`.
 """
 
+import contextlib
 import json
 import platform
 import zipfile
@@ -78,7 +79,8 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
     record = classifier.training_record if record is None else record
     with staged_folder(directory, last=CONFIG_FILE,
                        remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE)) as staging:
-        keras.Model.save(classifier, staging / MODEL_FILE)
+        with _optimizer_detached(classifier):
+            keras.Model.save(classifier, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
@@ -88,6 +90,21 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
         if data_summary is not None:
             write_json(staging / DATA_FILE, data_summary)
     return directory
+
+
+@contextlib.contextmanager
+def _optimizer_detached(model):
+    """The model without its optimizer while saving: `load_run` never reads the optimizer's
+    state (the trainers compile their own), and Adam's moments would triple the file."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    model.optimizer = None
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
 
 
 def load_run(path):

@@ -191,7 +191,7 @@ def compare_run(data_dir, out, *, model=None, data=None, training=None, scratch_
 
 
 def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labelled_target_dir=None,
-              domain_weight=1.0, data=None, training=None, overwrite=False, strategy=None, verbose=1,
+              domain_weight=None, data=None, training=None, overwrite=False, strategy=None, verbose=1,
               **keywords):
     """Adapts a run folder's classifier to a target domain and writes the adapted run folder.
 
@@ -201,7 +201,9 @@ def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labell
             `"coral"` start from its weights and retrain its head and top
             blocks with the alignment loss).
         source_dir: str, path or `None`. The labelled source images, one
-            sub-folder per class (not read by `"adabn"`).
+            sub-folder per class (`"adabn"` reads their images only, to map
+            the target's statistics onto theirs; `None` there is plain
+            AdaBN, right only if the run's statistics are the source's).
         target_dir: str or path. The target images: any folder. If its
             sub-folders are exactly the run's classes, the adapted run is
             evaluated on them (their labels are never trained on).
@@ -209,7 +211,9 @@ def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labell
         method: str. `"adabn"`, `"dann"` or `"coral"`. Defaults to `"adabn"`.
         labelled_target_dir: str, path or `None`. A few labelled target
             images, one sub-folder per class; they join the label loss.
-        domain_weight: float. Weight of the alignment loss. Defaults to `1.0`.
+        domain_weight: float or `None`. Weight of the alignment loss; `None`
+            for the method's default (DANN 0.1, CORAL 1.0; none for AdaBN).
+            Defaults to `None`.
         data: `DataSettings` or `None`. How the folders are read.
         training: `FineTuneSettings` or `None`. Epochs, rates, blocks.
         overwrite: bool. Defaults to `False`.
@@ -238,7 +242,7 @@ def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labell
     read = dict(image_size=classifier.image_size, resize=resize, verbose=bool(verbose))
     target = unlabelled_images(target_dir, **read)
     source = None
-    if method != "adabn":
+    if source_dir is not None:
         source = from_directory(source_dir, validation_split=0.0, test_split=0.0, seed=data.seed,
                                 batch_size=data.batch_size, **read)
         _check_classes(source.class_names, classifier, source_dir)
