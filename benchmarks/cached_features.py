@@ -27,7 +27,9 @@ every process under other settings, e.g. `--env TF_ENABLE_ONEDNN_OPTS=0`
 
 Data: `per_class` images per class of `../shared/data/sign-language-digits`
 (100: 1,000 images; 806 train, 194 validation by the stable split), 64 px,
-5 + 5 epochs, `weights=None` (random weights: fine for timing). Repeat `r`
+5 + 5 epochs, `weights=None` (random weights: fine for timing; `--weights
+imagenet --backbones efficientnet_lite0` checks the accuracy from real
+ImageNet weights, available offline for Lite0). Repeat `r`
 runs all three methods with seed `r`, one after the other; every ratio is
 taken within a repeat (plain over transfer_tf, phase 2 over the floor,
 accuracy difference) and summarised as the median over repeats, so a slow
@@ -51,7 +53,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sign-language-digits" / "images"
 RESULTS = Path(__file__).parent / "results" / "cached_features.json"
-TOP_BLOCK = {"vgg16": "block5", "resnet50": "conv5"}
+TOP_BLOCK = {"vgg16": "block5", "resnet50": "conv5", "efficientnet_lite0": "block6_top"}
 
 
 def subset(source, per_class, folder):
@@ -64,7 +66,7 @@ def subset(source, per_class, folder):
     return folder
 
 
-def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed):
+def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed, weights=None):
     """One training run; prints a JSON line with its times, accuracy and peak memory."""
     import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
 
@@ -74,7 +76,7 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
                                      seed=seed, batch_size=32, cache=True, verbose=False)
     keras.utils.set_random_seed(seed)
     clf = ttf.ImageClassifier.from_backbone(
-        backbone, class_names=splits.class_names, image_size=image_size, weights=None,
+        backbone, class_names=splits.class_names, image_size=image_size, weights=weights,
         dtype="mixed_bfloat16" if method == "transfer_tf_bf16" else None)
     if method == "floor":
         phases, accuracy, cache, cache_seconds = floor(clf, splits, head_epochs, tune_epochs, seed), None, None, 0.0
@@ -185,6 +187,8 @@ def main(argv=None):
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE",
                         help="environment of every run (e.g. TF_ENABLE_ONEDNN_OPTS=0)")
     parser.add_argument("--tag", help="results go to cached_features_TAG.json")
+    parser.add_argument("--weights", choices=("none", "imagenet"), default="none",
+                        help="starting weights (imagenet is offline only for efficientnet_lite0)")
     parser.add_argument("--summarise", type=Path, metavar="FILE",
                         help="summarise the runs of a results file again (no training)")
     parser.add_argument("--worker", nargs=4, metavar=("BACKBONE", "METHOD", "DATA_DIR", "SEED"),
@@ -193,7 +197,7 @@ def main(argv=None):
     if args.worker:
         backbone, method, data_dir, seed = args.worker
         worker(backbone, method, data_dir, args.image_size, args.head_epochs,
-               args.fine_tune_epochs, seed=int(seed))
+               args.fine_tune_epochs, seed=int(seed), weights=None if args.weights == "none" else args.weights)
         return
     if args.summarise:
         record = json.loads(args.summarise.read_text())
@@ -214,7 +218,7 @@ def main(argv=None):
                     done = subprocess.run(
                         [sys.executable, __file__, "--worker", backbone, method, str(data_dir), str(repeat),
                          "--image-size", str(args.image_size), "--head-epochs", str(args.head_epochs),
-                         "--fine-tune-epochs", str(args.fine_tune_epochs)],
+                         "--fine-tune-epochs", str(args.fine_tune_epochs), "--weights", args.weights],
                         capture_output=True, text=True, env=env,
                     )
                     if done.returncode:
@@ -231,7 +235,7 @@ def main(argv=None):
         "command": "python benchmarks/cached_features.py " + " ".join(sys.argv[1:]),
         "settings": {"images": args.per_class * 10, "image_size": args.image_size,
                      "head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
-                     "repeats": args.repeats, "seeds": "repeat r: seed r", "weights": None,
+                     "repeats": args.repeats, "seeds": "repeat r: seed r", "weights": args.weights,
                      "env": dict(item.split("=", 1) for item in args.env)},
         "machine": runs[0]["machine"],
         "summary": summary, "variants": variants, "runs": runs,

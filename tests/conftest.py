@@ -25,3 +25,15 @@ def separable_data(count, size, num_classes, seed=0):
     base = (labels[:, None, None, None] + 0.5) * (255.0 / num_classes)
     noise = rng.normal(0, 10, (count, size, size, 3))
     return np.clip(base + noise, 0, 255).astype("float32"), labels
+
+
+def weight_groups(keras_file):
+    """The top-level groups of a `.keras` file's weights (`layers`, and `optimizer` if it was saved)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive, archive.open("model.weights.h5") as raw:
+        with h5py.File(io.BytesIO(raw.read()), "r") as weights:
+            return set(weights)

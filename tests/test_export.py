@@ -17,7 +17,7 @@ from transfer_tf.exporting.parity import tflite_scores
 from transfer_tf.exporting.saved_model import serving_model
 from transfer_tf.exporting.tflite import operators
 
-from conftest import separable_data
+from conftest import separable_data, weight_groups
 from image_files import write_class_folder
 
 CLASSES = ["dark", "mid", "light"]
@@ -81,6 +81,7 @@ def test_bundle_holds_every_artefact_and_its_record(exported, classifier):
     for row in parity["rows"]:
         assert row["size_bytes"] == card["files"][row["file"]] > 0
         assert row["latency_ms"] > 0
+    assert classifier.optimizer.built and "optimizer" not in weight_groups(out / "model.keras")
     reloaded = ttf.load(out / "model.keras")
     x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), classifier.predict(x, verbose=0), atol=1e-6)

@@ -6,7 +6,6 @@ cannot run code), `labels.txt` (one class name per line), `config.json`
 package versions) and, once trained, `history.json`.
 """
 
-import contextlib
 import json
 import platform
 import zipfile
@@ -79,8 +78,7 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
     record = classifier.training_record if record is None else record
     with staged_folder(directory, last=CONFIG_FILE,
                        remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE)) as staging:
-        with _optimizer_detached(classifier):
-            keras.Model.save(classifier, staging / MODEL_FILE)
+        save_model_file(classifier, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
@@ -92,17 +90,20 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
     return directory
 
 
-@contextlib.contextmanager
-def _optimizer_detached(model):
-    """The model without its optimizer while saving: `load_run` never reads the optimizer's
-    state (the trainers compile their own), and Adam's moments would triple the file."""
+def save_model_file(model, path):
+    """Writes `model` to a `.keras` file without its optimizer's state.
+
+    Nothing reads that state back (`load_run` loads uncompiled; the trainers
+    compile their own), and Adam's moments would triple the file. The model
+    keeps its optimizer in memory.
+    """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
-        yield
+        keras.Model.save(model, path)
         return
     model.optimizer = None
     try:
-        yield
+        keras.Model.save(model, path)
     finally:
         model.optimizer = optimizer
 

@@ -6,14 +6,13 @@ a `runner`: a function from a batch of raw images to per-class scores, or
 every artefact through the same parity check.
 """
 
-import keras
 import tensorflow as tf
 
 from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
 from transfer_tf.exporting.tflite import convert, flex_ops, operators
-from transfer_tf.saving import LABELS_FILE, MODEL_FILE, labels_text
+from transfer_tf.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
 SAVED_MODEL_DIR = "saved_model"
 
@@ -29,7 +28,7 @@ class KerasArtefact:
         self.serving = serving
 
     def write(self, folder):
-        keras.Model.save(self.classifier, folder / MODEL_FILE)
+        save_model_file(self.classifier, folder / MODEL_FILE)
         (folder / LABELS_FILE).write_text(labels_text(self.classifier.class_names))
         return folder / MODEL_FILE
 
