@@ -203,7 +203,7 @@ def batchnorm_statistics(classifier, images, *, progress=None):
 
     def measure(layer, inputs):
         moments.setdefault(layer.name, []).append(_moments(layer, inputs))
-        return layer.moving_mean, layer.moving_variance
+        return None  # the model's own statistics, unchanged
 
     batches = _run_with_statistics(classifier, images, _batchnorm_layers(classifier), measure, progress)
     if batches == 0:
@@ -304,12 +304,14 @@ def _pooled(batch_moments):
 
 def _run_with_statistics(classifier, images, layers, statistics, progress):
     """Runs the base in inference mode over `images`; each BatchNorm layer first hands its input
-    to `statistics(layer, inputs)`, which returns the moving statistics to normalise it with."""
+    to `statistics(layer, inputs)`, which returns the moving statistics to normalise it with
+    (`None`: the layer's own)."""
     def patched(layer, call):
         def call_with(inputs, training=None, mask=None):
-            mean, variance = statistics(layer, inputs)
-            layer.moving_mean.assign(mean)
-            layer.moving_variance.assign(variance)
+            replaced = statistics(layer, inputs)
+            if replaced is not None:
+                layer.moving_mean.assign(replaced[0])
+                layer.moving_variance.assign(replaced[1])
             return call(inputs, training=False, mask=mask)
         return call_with
 
