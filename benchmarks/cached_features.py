@@ -14,16 +14,26 @@ Phase 2 is reported as a ratio to it.
 
 Both methods start from the same weights and read the same `tf.data`
 datasets (the decoded images are cached in memory for both, so decoding is
-not timed). Each run is its own process, so its peak memory (max RSS) is
-its own, and each imports transfer_tf first: the plain recipe runs under the
-same TensorFlow CPU settings (`cpu_settings`), a fair ratio. `--env` runs
-every process under other settings, e.g. `--env TF_ENABLE_ONEDNN_OPTS=0`
-(TensorFlow's default on AVX2-only CPUs).
+not timed), in the same order: `fine_tune` draws one shuffle order before
+each phase (the one Keras's `fit` draws under a distribution strategy, so a
+run sees the same batches with or without one), and the plain recipe draws
+it too, untimed. Without that, the two see different batches from the
+first step, and on these small sets the batch order alone moves the final
+accuracy by several points. The plain recipe keeps the base in inference
+mode as the guide means it: under Keras 3.15 a functional model's
+`base(x, training=False)` still runs the base's Dropout layers in `fit`
+(EfficientNet-Lite0 has 9), so the base is called through a layer that
+always passes `training=False`. Each run is its own process, so its peak
+memory (max RSS) is its own, and each imports transfer_tf first: the plain
+recipe runs under the same TensorFlow CPU settings (`cpu_settings`), a fair
+ratio. `--env` runs every process under other settings, e.g. `--env
+TF_ENABLE_ONEDNN_OPTS=0` (TensorFlow's default on AVX2-only CPUs).
 
     python benchmarks/cached_features.py                     # VGG16 + ResNet50, 1,000 images, 3 repeats
     python benchmarks/cached_features.py --per-class 50      # 500 images
     python benchmarks/cached_features.py --env TF_ENABLE_ONEDNN_OPTS=0 --tag onednn_off
     python benchmarks/cached_features.py --variants transfer_tf_bf16   # + mixed bfloat16
+    python benchmarks/cached_features.py --backbones resnet50 --resnet50-top conv5_block3
 
 Data: `per_class` images per class of `../shared/data/sign-language-digits`
 (100: 1,000 images; 806 train, 194 validation by the stable split), 64 px,
@@ -33,7 +43,12 @@ ImageNet weights, available offline for Lite0). Repeat `r`
 runs all three methods with seed `r`, one after the other; every ratio is
 taken within a repeat (plain over transfer_tf, phase 2 over the floor,
 accuracy difference) and summarised as the median over repeats, so a slow
-spell of the machine hits both sides of a ratio. Writes
+spell of the machine hits both sides of a ratio. The `ceiling` is the
+speed-up no cache can beat: the plain recipe's whole run over transfer_tf's
+phase 1 (the caching pass and the head) plus phase 2 at its floor (or at
+transfer_tf's own time, where that was lower: the floor is no strict bound).
+`--resnet50-top conv5_block3` splits ResNet50's conv5 at its last residual
+unit, so phase 2 trains that unit only (3 of conv5's 9 convolutions). Writes
 `benchmarks/results/cached_features[_TAG].json` with the CPU's flags and
 the TensorFlow settings of the runs; `--summarise FILE` prints and rewrites
 the summary of a results file's runs without training.
@@ -56,6 +71,43 @@ RESULTS = Path(__file__).parent / "results" / "cached_features.json"
 TOP_BLOCK = {"vgg16": "block5", "resnet50": "conv5", "efficientnet_lite0": "block6_top"}
 
 
+def use_resnet50_top(resnet50_top):
+    """Registers ResNet50's record with conv5 split before `resnet50_top`, its last residual unit.
+
+    A measurement only: the registry has no finer ResNet50 map, and a
+    classifier looks its record up by name.
+    """
+    if resnet50_top == "conv5":
+        return
+    import dataclasses
+
+    from transfer_tf import backbones
+
+    spec = backbones.get_backbone("resnet50")
+    blocks = backbones._RESNET_BLOCKS[:-1] + (backbones.Block("conv5_block1_2", ends_at=r"conv5_block2_out"),
+                                              backbones.Block(resnet50_top))
+    backbones._REGISTRY["resnet50"] = dataclasses.replace(spec, blocks=blocks)
+
+
+def top_block(name, resnet50_top):
+    return resnet50_top if name == "resnet50" else TOP_BLOCK[name]
+
+
+def in_inference_mode(base):
+    """`base` inside a layer that calls it with `training=False`, whatever `fit` passes."""
+    import keras
+
+    class InferenceOnly(keras.layers.Layer):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def call(self, inputs):
+            return self.inner(inputs, training=False)
+
+    return InferenceOnly(base)
+
+
 def subset(source, per_class, folder):
     """A folder of links to the first `per_class` images of each class."""
     for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
@@ -66,11 +118,16 @@ def subset(source, per_class, folder):
     return folder
 
 
-def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed, weights=None):
+def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed, weights=None,
+           resnet50_top="conv5"):
     """One training run; prints a JSON line with its times, accuracy and peak memory."""
     import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
 
     import keras
+
+    from transfer_tf.data.pipeline import advance_shuffle
+
+    use_resnet50_top(resnet50_top)
 
     splits = ttf.data.from_directory(data_dir, image_size=image_size, validation_split=0.2,
                                      seed=seed, batch_size=32, cache=True, verbose=False)
@@ -78,8 +135,10 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
     clf = ttf.ImageClassifier.from_backbone(
         backbone, class_names=splits.class_names, image_size=image_size, weights=weights,
         dtype="mixed_bfloat16" if method == "transfer_tf_bf16" else None)
+    top = top_block(backbone, resnet50_top)
     if method == "floor":
-        phases, accuracy, cache, cache_seconds = floor(clf, splits, head_epochs, tune_epochs, seed), None, None, 0.0
+        phases = floor(clf, splits, top, head_epochs, tune_epochs, seed)
+        accuracy, cache, cache_seconds = None, None, 0.0
         by_epoch = None
     elif method.startswith("transfer_tf"):
         result = ttf.fine_tune(clf, splits.train, splits.validation, head_epochs=head_epochs,
@@ -95,23 +154,25 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         # The Keras guide's recipe, on the same weights: a functional model over the base.
         base = clf.base
         inputs = keras.Input((image_size, image_size, 3))
-        outputs = clf.head(base(clf.preprocessor(inputs), training=False))
+        outputs = clf.head(in_inference_mode(base)(clf.preprocessor(inputs)))
         model = keras.Model(inputs, outputs)
         base.trainable = False
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
+        advance_shuffle(splits.train, 1)  # the order fine_tune draws before each phase
         tick = time.perf_counter()
         first = model.fit(splits.train, validation_data=splits.validation, epochs=head_epochs, verbose=0)
         phases = [time.perf_counter() - tick]
         base.trainable = True
         for name, layers in ttf.block_layers(base, clf.backbone_spec).items():
             for layer in layers:
-                layer.trainable = name == TOP_BLOCK[backbone]
+                layer.trainable = name == top
         for layer in ttf.all_layers(base):
             if ttf.is_batchnorm(layer):
                 layer.trainable = False
         model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
+        advance_shuffle(splits.train, 1)
         tick = time.perf_counter()
         history = model.fit(splits.train, validation_data=splits.validation,
                             epochs=head_epochs + tune_epochs, initial_epoch=head_epochs, verbose=0)
@@ -128,7 +189,7 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
     }))
 
 
-def floor(clf, splits, head_epochs, tune_epochs, seed):
+def floor(clf, splits, top_name, head_epochs, tune_epochs, seed):
     """Phase 2's floor: the unfrozen block + head fitted on random in-memory activations."""
     import keras
     import numpy as np
@@ -136,7 +197,7 @@ def floor(clf, splits, head_epochs, tune_epochs, seed):
     import transfer_tf as ttf
     from transfer_tf.freezing import unfreeze_top_blocks
 
-    _, top = ttf.split_base(clf.base, clf.backbone_spec, TOP_BLOCK[clf.backbone_name])
+    _, top = ttf.split_base(clf.base, clf.backbone_spec, top_name)
     unfreeze_top_blocks(clf, 1)  # the top block, BatchNorm frozen, as phase 2 has it
     inputs = keras.Input(top.input.shape[1:])
     model = keras.Model(inputs, clf.head(top(inputs, training=False)))
@@ -156,14 +217,15 @@ def floor(clf, splits, head_epochs, tune_epochs, seed):
     return [0.0, time.perf_counter() - tick]
 
 
-def cache_size_mb(backbone, count, image_size):
+def cache_size_mb(backbone, count, image_size, resnet50_top="conv5"):
     """Size of the cached tensors (activations below the top block + base outputs)."""
     import numpy as np
 
     import transfer_tf as ttf
 
+    use_resnet50_top(resnet50_top)
     clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=image_size, weights=None)
-    bottom, _ = ttf.split_base(clf.base, clf.backbone_spec, TOP_BLOCK[backbone])
+    bottom, _ = ttf.split_base(clf.base, clf.backbone_spec, top_block(backbone, resnet50_top))
     per_image = np.prod(bottom.output.shape[1:]) + np.prod(clf.base.output.shape[1:])
     return float(count * per_image * 4 / 2**20)
 
@@ -189,6 +251,8 @@ def main(argv=None):
     parser.add_argument("--tag", help="results go to cached_features_TAG.json")
     parser.add_argument("--weights", choices=("none", "imagenet"), default="none",
                         help="starting weights (imagenet is offline only for efficientnet_lite0)")
+    parser.add_argument("--resnet50-top", choices=("conv5", "conv5_block3"), default="conv5",
+                        help="ResNet50's top block: all of conv5, or only its last residual unit")
     parser.add_argument("--summarise", type=Path, metavar="FILE",
                         help="summarise the runs of a results file again (no training)")
     parser.add_argument("--worker", nargs=4, metavar=("BACKBONE", "METHOD", "DATA_DIR", "SEED"),
@@ -197,11 +261,13 @@ def main(argv=None):
     if args.worker:
         backbone, method, data_dir, seed = args.worker
         worker(backbone, method, data_dir, args.image_size, args.head_epochs,
-               args.fine_tune_epochs, seed=int(seed), weights=None if args.weights == "none" else args.weights)
+               args.fine_tune_epochs, seed=int(seed), weights=None if args.weights == "none" else args.weights,
+               resnet50_top=args.resnet50_top)
         return
     if args.summarise:
         record = json.loads(args.summarise.read_text())
-        record["summary"], record["variants"] = summarise(record["runs"])
+        record["summary"], record["variants"] = summarise(
+            record["runs"], record["settings"].get("resnet50_top", "conv5"))
         args.summarise.write_text(json.dumps(record, indent=2) + "\n")
         print_summary(record, args.summarise)
         return
@@ -218,7 +284,8 @@ def main(argv=None):
                     done = subprocess.run(
                         [sys.executable, __file__, "--worker", backbone, method, str(data_dir), str(repeat),
                          "--image-size", str(args.image_size), "--head-epochs", str(args.head_epochs),
-                         "--fine-tune-epochs", str(args.fine_tune_epochs), "--weights", args.weights],
+                         "--fine-tune-epochs", str(args.fine_tune_epochs), "--weights", args.weights,
+                         "--resnet50-top", args.resnet50_top],
                         capture_output=True, text=True, env=env,
                     )
                     if done.returncode:
@@ -230,12 +297,13 @@ def main(argv=None):
                     print(f"repeat {repeat + 1}: {backbone:<9} {method:<12} phase 1 {run['phase1_s']:6.1f} s"
                           f"  phase 2 {run['phase2_s']:6.1f} s{accuracy}  peak {run['peak_rss_mb']:,.0f} MB",
                           flush=True)
-    summary, variants = summarise(runs)
+    summary, variants = summarise(runs, args.resnet50_top)
     record = {
         "command": "python benchmarks/cached_features.py " + " ".join(sys.argv[1:]),
         "settings": {"images": args.per_class * 10, "image_size": args.image_size,
                      "head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
                      "repeats": args.repeats, "seeds": "repeat r: seed r", "weights": args.weights,
+                     "resnet50_top": args.resnet50_top, "same_batch_order": True, "base_in_inference_mode": True,
                      "env": dict(item.split("=", 1) for item in args.env)},
         "machine": runs[0]["machine"],
         "summary": summary, "variants": variants, "runs": runs,
@@ -245,7 +313,7 @@ def main(argv=None):
     print_summary(record, results)
 
 
-def summarise(runs):
+def summarise(runs, resnet50_top="conv5"):
     """Per backbone: medians of each method, and the medians (and ranges) of the per-repeat ratios."""
     summary, variants = {}, {}
     for backbone in dict.fromkeys(r["backbone"] for r in runs):
@@ -264,10 +332,12 @@ def summarise(runs):
             "speedup": {k: spread([p["plain_keras"][k] / p["transfer_tf"][k] for p in paired])
                         for k in ("phase1_s", "phase2_s", "total_s")},
             "phase2_over_floor": spread([p["transfer_tf"]["phase2_s"] / p["floor"]["phase2_s"] for p in paired]),
+            "ceiling": spread([p["plain_keras"]["total_s"] / (p["transfer_tf"]["phase1_s"] + min(
+                p["floor"]["phase2_s"], p["transfer_tf"]["phase2_s"])) for p in paired]),
             "val_accuracy_difference": spread([p["transfer_tf"]["val_accuracy"] - p["plain_keras"]["val_accuracy"]
                                                for p in paired]),
             "repeats": len(paired),
-            "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224),
+            "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224, resnet50_top),
         }
         variants[backbone] = {v: medians(runs, backbone, v) for v in
                               dict.fromkeys(r["method"] for r in runs if r["backbone"] == backbone)
@@ -289,7 +359,7 @@ def print_summary(record, results):
               f"({x['phase2_s']['median']:.1f}x; {floor['median']:.2f}x the floor, "
               f"{floor['min']:.2f}-{floor['max']:.2f}) "
               f"| {p['total_s']:.0f} s / {o['total_s']:.0f} s ({x['total_s']['median']:.1f}x, "
-              f"{x['total_s']['min']:.1f}-{x['total_s']['max']:.1f}) "
+              f"{x['total_s']['min']:.1f}-{x['total_s']['max']:.1f}; ceiling {s['ceiling']['median']:.1f}x) "
               f"| {p['val_accuracy']:.1%} / {o['val_accuracy']:.1%} (difference {accuracy['median']:+.1%}, "
               f"{accuracy['min']:+.1%} to {accuracy['max']:+.1%}) "
               f"| {p['peak_rss_mb']:,.0f} MB / {o['peak_rss_mb']:,.0f} MB |")
