@@ -53,9 +53,13 @@ def test_mixed_bfloat16_trains_the_same_cached_or_not(data):
     assert cached_result.cache["phases"] == ["head", "fine_tune"]
     # Not equal to float32 tolerance: a fused and an unfused kernel round to
     # bfloat16 at different points, and Adam's step can flip on near-zero
-    # gradients. Equal to bfloat16 tolerance, batch for batch.
+    # gradients. The losses are equal to bfloat16 tolerance, epoch for epoch.
+    # An accuracy counts images, and that rounding can move one image near the
+    # boundary to the other side (seen with AMX's bfloat16 kernels): at most
+    # one image of the split per epoch.
+    one_image = {"accuracy": 1 / len(y), "val_accuracy": 1 / len(vy)}
     for key, values in plain_result.history.items():
-        np.testing.assert_allclose(cached_result.history[key], values, atol=2e-3)
+        np.testing.assert_allclose(cached_result.history[key], values, atol=one_image.get(key, 2e-3) + 1e-6)
     np.testing.assert_allclose(cached.predict(vx, verbose=0), plain.predict(vx, verbose=0), atol=5e-3)
     moved = [not np.array_equal(a, b) for a, b in zip(before, weights_of(cached.base))]
     assert any(moved) and not all(moved)  # block5 trained, the rest did not
