@@ -176,19 +176,51 @@ def test_bad_settings_are_refused_before_training(domains, kwargs, error, messag
     assert all(np.array_equal(v, _weights(clf)[k]) for k, v in before.items())
 
 
-def test_cli_adapt_writes_a_run_that_evaluates_on_the_target(tmp_path, capsys):
-    source, target = tmp_path / "source", tmp_path / "target"
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A source and a target folder of two classes, and a run trained on the source by the CLI."""
+    root = tmp_path_factory.mktemp("domains")
+    source, target = root / "source", root / "target"
     write_class_folder(source, ["dark", "light"], per_class=8, value_of=lambda label: 40 + 160 * label)
     write_class_folder(target, ["dark", "light"], per_class=6, value_of=lambda label: 30 + 100 * label)
-    run = tmp_path / "run"
+    run = root / "run"
     assert cli.main(["train", str(source), "--backbone", "mobilenetv3small", "--weights", "none",
                      "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "0",
                      "--out", str(run), "--quiet"]) == 0
-    assert cli.main(["adapt", str(run), str(source), str(target), "--method", "adabn", "--quiet"]) == 0
+    return source, target, run
+
+
+@pytest.mark.parametrize("method", ["adabn", "dann", "coral"])
+def test_cli_adapt_on_folders_writes_a_run_that_evaluates_and_exports(folders, method, tmp_path, capsys):
+    source, target, run = folders
+    out = tmp_path / f"run-{method}"
+    epochs = [] if method == "adabn" else ["--head-epochs", "1", "--fine-tune-epochs", "1"]
+    assert cli.main(["adapt", str(run), str(source), str(target), "--method", method, "--batch-size", "4",
+                     *epochs, "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    assert "Target images: accuracy" in printed and f"{run}-adabn" in printed
-    adapted = ttf.load(f"{run}-adabn")
-    assert adapted.training_record.settings["method"] == "adabn"
-    metrics = json.loads((tmp_path / "run-adabn" / "metrics.json").read_text())
+    assert "Target images: accuracy" in printed and str(out) in printed
+    adapted = ttf.load(out)
+    assert adapted.training_record.settings["method"] == method
+    assert adapted.training_record.settings["batch_size"] == 4
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 12
-    assert cli.main(["evaluate", f"{run}-adabn", str(target), "--quiet"]) == 0
+    assert cli.main(["evaluate", str(out), str(target), "--quiet"]) == 0
+    assert cli.main(["export", str(out), "--precision", "float32", "--parity-images", "12",
+                     "--latency-repeats", "2", "--quiet"]) == 0, capsys.readouterr().err
+    assert (out / "export" / "model_float32.tflite").is_file()
+
+
+@pytest.mark.parametrize("method", ["adabn", "dann", "coral"])
+def test_adapt_takes_the_datasets_of_from_directory(folders, method):
+    source, target, run = folders
+    read = dict(image_size=32, validation_split=0.0, batch_size=4, verbose=False)
+    source_data = ttf.data.from_directory(source, **read).train
+    target_data = ttf.data.from_directory(target, **read).train
+    clf = ttf.load(run)
+    epochs = {} if method == "adabn" else {"head_epochs": 1, "fine_tune_epochs": 1}
+    result = ttf.adapt(clf, source_data, target_data, method=method, verbose=0, seed=0, **epochs)
+    assert result.settings["method"] == method
+    if method != "adabn":
+        assert [p.name for p in result.phases] == ["head", method]
+    with pytest.raises(ValueError, match="batch_size applies to arrays only.*Received: batch_size=4"):
+        ttf.adapt(clf, source_data, target_data, method=method, verbose=0, batch_size=4, **epochs)

@@ -129,3 +129,31 @@ def test_backbones_lists_the_registry(capsys):
     assert cli.main(["backbones", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {"vgg16", "resnet50", "mobilenetv3small"} <= {r["name"] for r in rows}
+
+
+def test_train_with_a_feature_cache_folder_reuses_it_and_trains_alike(folder, tmp_path, capsys):
+    cache = tmp_path / "features"
+    for name in ("first", "second"):
+        assert cli.main(["train", str(folder), *TINY, "--feature-cache", str(cache),
+                         "--out", str(tmp_path / name)]) == 0
+    printed = capsys.readouterr().out
+    assert "Feature cache: running the frozen base once" in printed and "reusing" in printed
+    assert any(cache.iterdir())
+    first, second = (json.loads((tmp_path / n / "history.json").read_text())["history"] for n in ("first", "second"))
+    assert first == second
+
+
+def test_compare_under_a_strategy_in_bfloat16(folder, tmp_path, capsys):
+    out = tmp_path / "compare"
+    assert cli.main(["compare", str(folder), *TINY, "--strategy", "mirrored", "--dtype", "mixed_bfloat16",
+                     "--classical", "none", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["settings"]["dtype"] == "mixed_bfloat16" and len(result["rows"]) == 3
+    assert (out / "compare.json").is_file()
+
+
+def test_pretrain_masked_images_on_a_folder(folder, tmp_path, capsys):
+    out = tmp_path / "pretrained"
+    assert cli.main(["pretrain", str(folder), "--method", "masked", "--backbone", "vgg16", "--image-size", "32",
+                     "--epochs", "1", "--batch-size", "8", "--out", str(out), "--quiet"]) == 0
+    assert f"--weights {out}" in capsys.readouterr().out

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import transfer_tf as ttf
+from transfer_tf import integrity as ttf_integrity
 from transfer_tf import feature_cache
 
 from conftest import separable_data
@@ -110,8 +111,11 @@ def test_disk_cache_is_reused_and_keyed_on_weights_data_and_cut(tmp_path):
     key_folder = Path(first_result.cache["location"])
     assert key_folder.parent == folder and not first_result.cache["reused"]
     assert sorted(p.name for p in key_folder.iterdir()) == [
-        "key.json", "train_activations.npy", "train_features.npy"]
-    assert json.loads((key_folder / "key.json").read_text())["cut"] == "block5"
+        ".lock", "key.json", "train_activations.npy", "train_features.npy"]
+    key = json.loads((key_folder / "key.json").read_text())
+    assert key["cut"] == "block5"
+    assert key["arrays"]["train_features.npy"]["shape"] == [24, 1, 1, 512]  # with its size and checksum
+    assert key["arrays"]["train_features.npy"]["sha256"] == ttf_integrity.checksum(key_folder / "train_features.npy")
     again, again_result = run()
     assert again_result.cache["reused"] and again_result.cache["location"] == str(key_folder)
     assert_same_training(first, again, first_result, again_result)

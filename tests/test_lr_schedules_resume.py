@@ -220,6 +220,16 @@ def test_cli_train_refuses_an_unfinished_run_and_resumes_it(tmp_path, capsys):
     assert (out / "model.keras").is_file() and not (out / ".unfinished").exists()
     history = json.loads((out / "history.json").read_text())
     assert [p["epochs"] for p in history["phases"]] == [3, 3] and len(history["history"]["loss"]) == 6
+    # An uninterrupted run of the same command, in its own process, ends where the resumed one did.
+    reference = tmp_path / "uninterrupted"
+    subprocess.run([sys.executable, "-m", "transfer_tf.cli", *args[:-1], str(reference), "--quiet"], env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    expected = json.loads((reference / "history.json").read_text())["history"]
+    for key, values in expected.items():
+        np.testing.assert_allclose(history["history"][key], values, atol=1e-5, err_msg=key)
+    resumed, uninterrupted = ttf.load(out), ttf.load(reference)
+    for a, b in zip(resumed.weights, uninterrupted.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
 
 
 def test_cli_lr_find_on_a_folder_and_on_a_run(tmp_path, capsys):

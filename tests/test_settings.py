@@ -80,7 +80,7 @@ def test_the_trainers_show_their_settings_as_keywords():
     for name in ttf.FineTuneSettings.field_names():
         assert parameters[name].default == getattr(ttf.FineTuneSettings(), name)
     assert inspect.signature(ttf.train_from_scratch).parameters["bn_momentum"].default == 0.9
-    assert inspect.signature(ttf.compare).parameters["backbone"].default == "resnet50"
+    assert inspect.signature(ttf.compare).parameters["backbone"].default == "efficientnet_lite0"
 
 
 def test_fine_tune_lr_defaults_to_a_hundredth_and_is_recorded_resolved():

@@ -98,7 +98,15 @@ def test_imagenet_offline_gives_one_clear_error(offline):
     assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
     assert str(offline) in message
     assert "weights=PATH" in message and "put it in that folder" in message
+    assert "work offline: --backbone efficientnet_lite0" in message  # the backbone that works here
     assert caught.value.__suppress_context__  # no chained Keras traceback
+
+
+def test_the_default_backbone_has_imagenet_weights_offline():
+    from transfer_tf.settings import ModelSettings
+
+    spec = ttf.get_backbone(ModelSettings().backbone)
+    assert spec.packaged_weights is not None and spec.imagenet_offline
 
 
 def test_imagenet_with_a_corrupt_cached_file_is_the_same_clear_error(offline):

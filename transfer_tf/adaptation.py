@@ -53,7 +53,9 @@ from transfer_tf.freezing import all_layers, freeze_base, is_batchnorm, unfreeze
 from transfer_tf.phases import FitOptions, run_phase
 from transfer_tf.records import FineTuneResult, PhaseResult
 from transfer_tf.settings import FineTuneSettings
-from transfer_tf.inputs import class_weight_for, training_data, unlabelled_data
+from transfer_tf.inputs import (
+    batch_size_for, check_batch_size_applies, class_weight_for, training_data, unlabelled_data,
+)
 from transfer_tf.training import check_settings_for, phase_of
 
 METHODS = ADAPTATION_METHODS
@@ -150,6 +152,8 @@ def adapt(classifier, source_data, target_data, *, method="adabn", target_labell
     if method == "adabn" and target_labelled is not None:
         raise ValueError("method='adabn' trains nothing, so it cannot use target labels; use 'dann' or "
                          "'coral' for the few-label variant. Received: target_labelled=<data>")
+    check_batch_size_applies(s.batch_size, source_data=source_data, target_data=target_data,
+                             target_labelled=target_labelled)
     strategy = distribute.strategy_for(classifier, strategy)
     with distribute.scope(strategy):
         if method == "adabn":
@@ -468,10 +472,11 @@ def _align(classifier, source_data, target_data, target_labelled, s, extra, call
             "Received: unfreeze_blocks=0")
     if s.seed is not None:
         keras.utils.set_random_seed(s.seed)
-    source, _ = training_data(classifier, source_data, None, s.batch_size, s.seed)
+    source = training_data(classifier, source_data, None, batch_size_for(source_data, s.batch_size),
+                           s.seed)[0]
     target = unlabelled_data(target_data, classifier, s.batch_size, s.seed)
     labelled = None if target_labelled is None else training_data(
-        classifier, target_labelled, None, s.batch_size, s.seed)[0]
+        classifier, target_labelled, None, batch_size_for(target_labelled, s.batch_size), s.seed)[0]
     distribute.check_same_order(strategy, {"source_data": source, "target_data": target,
                                            "target_labelled": labelled})
     options = FitOptions.for_classifier(

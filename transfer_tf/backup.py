@@ -17,6 +17,13 @@ phase is marked finished. A resumed run:
   `ttf.data` or from arrays);
 - refuses to resume a run started with other settings.
 
+Nothing read back is trusted (see `integrity`): every weights file is
+recorded with its checksum when written and checked before it is loaded.
+An epoch whose weights are damaged is passed over for the one before it
+(two are kept), or the phase starts again from its beginning, each with a
+line saying so; a damaged finished phase or run state is refused with a
+message naming the file and `--overwrite`.
+
 Keras's callback has two pitfalls with two `fit` calls, both handled here:
 each phase gets its own folder (one shared folder makes phase 2 read phase
 1's epoch and train none), and the epoch Keras restores is cleared after
@@ -35,7 +42,9 @@ import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import keras
@@ -43,11 +52,14 @@ import numpy as np
 import tensorflow as tf
 
 from transfer_tf import distribute
+from transfer_tf._text import first_line
 from transfer_tf.data.pipeline import advance_shuffle
+from transfer_tf.integrity import DamagedFileError, damage, fingerprint
 from transfer_tf.records import PhaseResult
 from transfer_tf.saving import read_json, write_json
 
 STATE_FILE = "state.json"
+START_AGAIN = "This backup cannot be resumed; start the run again with --overwrite (overwrite=True)."
 EPOCHS_FILE = "epochs.json"
 RANDOM_FILE = "random.json"
 
@@ -77,15 +89,17 @@ class PhaseBackup:
         self.orders_per_epoch = orders_drawn_per_epoch()  # measured here, outside any strategy's scope
         state = self._state()
         if state is None:
+            state = {"signature": self.signature, "finished": {}, "run": uuid.uuid4().hex}
             if self.chief:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                self._write_state({"signature": self.signature, "finished": {}})
+                self._write_state(state)
         elif state["signature"] != self.signature:
             changed = sorted(k for k in {*state["signature"], *self.signature}
                              if state["signature"].get(k) != self.signature.get(k))
             raise ValueError(
                 f"{self.folder} holds an unfinished run started with other settings ({', '.join(changed)} "
                 "differ). Resume with the same settings, or start again (--overwrite / a new backup_dir).")
+        self.run_id = state.get("run")  # ties every epoch backed up here to this run
 
     def finished(self, name):
         """`(PhaseResult, history)` of a finished phase, or `None`."""
@@ -94,8 +108,8 @@ class PhaseBackup:
 
     def epochs_done(self, name):
         """The run's number of completed epochs when phase `name` was last backed up (0: none)."""
-        metadata = self.folder / name / EpochBackup.METADATA
-        return read_json(metadata)["epoch"] if metadata.is_file() else 0
+        entry, _ = intact_epoch(self.folder / name, self.run_id)
+        return 0 if entry is None else entry["epoch"]
 
     def callbacks(self, name):
         """The phase's `EpochBackup`, and on the chief a log of its epochs.
@@ -103,7 +117,7 @@ class PhaseBackup:
         A worker other than the chief restores from the chief's folder and
         saves into its own.
         """
-        callbacks = [EpochBackup(self.folder / name, save_to=self.own / name)]
+        callbacks = [EpochBackup(self.folder / name, save_to=self.own / name, run_id=self.run_id)]
         if self.chief:
             callbacks.append(EpochLog(self.folder / f"{name}.{EPOCHS_FILE}"))
         return callbacks
@@ -127,14 +141,23 @@ class PhaseBackup:
         if not self.chief:
             return
         state = self._state()
-        state["finished"][name] = {"result": result.__dict__, "history": history}
+        state["finished"][name] = {
+            "result": result.__dict__, "history": history,
+            "files": {f.name: fingerprint(f) for f in (path, self.own / f"after_{name}.{RANDOM_FILE}")}}
         state["last"] = name
         self._write_state(state)
 
     def restore_phase(self, name, model):
         """Loads the weights a finished phase ended with (its epochs are not drawn again here)."""
-        model.load_weights(self.folder / f"after_{name}.weights.h5")
-        restore_seed_states(model, read_json(self.folder / f"after_{name}.{RANDOM_FILE}"))
+        recorded = self._state()["finished"][name].get("files", {})
+        weights, random = self.folder / f"after_{name}.weights.h5", self.folder / f"after_{name}.{RANDOM_FILE}"
+        for path in (weights, random):
+            reason = damage(path, recorded.get(path.name))
+            if reason is not None:
+                raise DamagedFileError(f"{path} (the weights phase {name!r} ended with) is damaged: {reason}. "
+                                       + START_AGAIN)
+        model.load_weights(weights)
+        restore_seed_states(model, read_json(random))
         if self.finished(name)[0].epochs > 0:
             self.skipped_fits += 1
 
@@ -158,7 +181,18 @@ class PhaseBackup:
 
     def _state(self):
         path = self.folder / STATE_FILE
-        return read_json(path) if path.is_file() else None
+        if not path.is_file():
+            if self.folder.is_dir() and any(self.folder.iterdir()):
+                raise DamagedFileError(f"{self.folder} holds backup files but no {STATE_FILE}, which says "
+                                       "what they are. " + START_AGAIN)
+            return None
+        try:
+            state = json.loads(path.read_text())
+            if not isinstance(state, dict) or "signature" not in state or "finished" not in state:
+                raise ValueError("not a backup state")
+        except (OSError, ValueError) as error:
+            raise DamagedFileError(f"{path} is damaged ({first_line(error)}). " + START_AGAIN) from None
+        return state
 
     def _write_state(self, state):
         _write_json_atomically(self.folder / STATE_FILE, state)
@@ -176,36 +210,75 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
 
     METADATA = "training_metadata.json"
 
-    def __init__(self, backup_dir, save_to=None):
+    def __init__(self, backup_dir, save_to=None, run_id=None):
         super().__init__(str(backup_dir))
         self.save_to = Path(backup_dir if save_to is None else save_to)
+        self.run_id = run_id
 
     def on_train_begin(self, logs=None):
         self._load_model()
 
     def _load_model(self):
-        metadata = Path(self.backup_dir) / self.METADATA
-        if not metadata.is_file():
+        entry, problems = intact_epoch(self.backup_dir, self.run_id)
+        for problem in problems:
+            then = (f"resuming from epoch {entry['epoch']}" if entry is not None
+                    else "starting the phase again from its beginning")
+            print(f"Resume: {problem}; {then}.", file=sys.stderr)
+        if entry is None:
             return
-        saved = read_json(metadata)
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(Path(self.backup_dir) / saved["weights"])
-        restore_seed_states(self.model, saved["random"])
-        self.model._initial_epoch = saved["epoch"]
+        self.model.load_weights(Path(self.backup_dir) / entry["weights"])
+        restore_seed_states(self.model, entry["random"])
+        self.model._initial_epoch = entry["epoch"]
 
     def _save_model(self):
         self.save_to.mkdir(parents=True, exist_ok=True)
         weights = f"epoch_{self._current_epoch}.weights.h5"
         self.model.save_weights(self.save_to / weights, overwrite=True)
-        _write_json_atomically(self.save_to / self.METADATA, {
-            "epoch": self._current_epoch, "weights": weights, "random": seed_states(self.model)})
+        entry = {"epoch": self._current_epoch, "weights": weights, "random": seed_states(self.model),
+                 "checksum": fingerprint(self.save_to / weights), "run": self.run_id}
+        previous, _ = intact_epoch(self.save_to, self.run_id)
+        kept = [entry] + ([] if previous is None or previous["weights"] == weights else [previous])
+        _write_json_atomically(self.save_to / self.METADATA, {**entry, "previous": kept[1:]})
         for old in self.save_to.glob("epoch_*.weights.h5"):
-            if old.name != weights:
+            if old.name not in {e["weights"] for e in kept}:
                 old.unlink()
 
     def on_train_end(self, logs=None):
         shutil.rmtree(self.save_to, ignore_errors=True)
+
+
+def intact_epoch(folder, run_id=None):
+    """The newest backed-up epoch of a phase whose weights are intact, and what was passed over.
+
+    Returns:
+        `(entry, problems)`: `entry` is `{"epoch", "weights", "random",
+        "checksum", "run"}` (of the run `run_id`) or `None` (no intact epoch: the phase starts from its
+        beginning); `problems` lists what was damaged, one line each.
+    """
+    folder = Path(folder)
+    metadata = folder / EpochBackup.METADATA
+    if not metadata.is_file():
+        leftovers = sorted(p.name for p in folder.glob("epoch_*.weights.h5")) if folder.is_dir() else []
+        return None, ([f"{metadata} is missing beside {', '.join(leftovers)}"] if leftovers else [])
+    try:
+        latest = json.loads(metadata.read_text())
+        entries = [latest, *latest.get("previous", [])]
+        if not all(isinstance(e, dict) and {"epoch", "weights", "random"} <= set(e) for e in entries):
+            raise ValueError("an epoch lacks its number, weights file or random state")
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        return None, [f"{metadata} is damaged ({first_line(error)})"]
+    problems = []
+    for entry in entries:
+        path = folder / str(entry["weights"])
+        reason = damage(path, entry.get("checksum"))
+        if reason is None and entry.get("run") != run_id:
+            reason = "it belongs to another run"
+        if reason is None:
+            return entry, problems
+        problems.append(f"{path} (epoch {entry['epoch']}) is damaged: {reason}")
+    return None, problems
 
 
 class EpochLog(keras.callbacks.Callback):

@@ -1,7 +1,7 @@
 """`transfer-tf`: the command line. Parses arguments and calls the library.
 
     transfer-tf backbones
-    transfer-tf train DATA_DIR --backbone resnet50 --out saved_models/flowers
+    transfer-tf train DATA_DIR --out saved_models/flowers
     transfer-tf compare DATA_DIR --backbone resnet50 --weights imagenet
     transfer-tf adapt RUN SOURCE_DIR TARGET_DIR --method dann
     transfer-tf pretrain DATA_DIR --method masked --out saved_models/pretrained
@@ -37,6 +37,8 @@ PROG = "transfer-tf"
 _STRATEGY_HELP = ("train with tf.distribute: mirrored (this machine's GPUs) or multi-worker (the "
                   "cluster in TF_CONFIG; run the same command on every worker, only the chief writes) "
                   "(default: none)")
+_NO_VERIFY_HELP = ("load the run even if its files differ from the checksums its config.json recorded "
+                   "(for a file you changed on purpose)")
 _PRECISION_CHOICES = ("float32", "float16", "dynamic-range", "int8")
 
 
@@ -166,12 +168,14 @@ def build_parser():
                           help="'all' images, or that part of the run's own split (default: all)")
     evaluate.add_argument("--batch-size", type=int, default=32, help="(default: 32)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument("--no-verify", action="store_true", help=_NO_VERIFY_HELP)
 
     predict = sub.add_parser("predict", parents=[common], help="classify images")
     predict.add_argument("run", help="run folder")
     predict.add_argument("paths", nargs="+", metavar="IMAGE_OR_DIR")
     predict.add_argument("--top-k", type=int, default=3, help="classes per image (default: 3)")
     predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("--no-verify", action="store_true", help=_NO_VERIFY_HELP)
 
     export = sub.add_parser("export", parents=[common],
                             help="SavedModel + TFLite with metadata, checked against Keras")
@@ -198,6 +202,7 @@ def build_parser():
     export.add_argument("--latency-repeats", type=int, default=50,
                         help="single-image runs per artefact, median reported (default: 50)")
     export.add_argument("--json", action="store_true", help="print the parity report as JSON")
+    export.add_argument("--no-verify", action="store_true", help=_NO_VERIFY_HELP)
 
     demo = sub.add_parser("demo", parents=[common],
                           help="offline demo: ImageNet transfer against training from scratch")
@@ -404,7 +409,7 @@ def run_evaluate(args):
     from transfer_tf.workflows import evaluate_run
 
     metrics = evaluate_run(
-        args.run, args.data_dir, split=args.split, batch_size=args.batch_size,
+        args.run, args.data_dir, split=args.split, batch_size=args.batch_size, verify=not args.no_verify,
         verbose=not (args.quiet or args.json),  # stdout carries only the JSON
     )
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics))
@@ -417,7 +422,7 @@ def run_predict(args):
     from transfer_tf.data.splits import skipped_report
     from transfer_tf.workflows import format_predictions, predict_files
 
-    predictions, skipped = predict_files(args.run, args.paths, top_k=args.top_k)
+    predictions, skipped = predict_files(args.run, args.paths, top_k=args.top_k, verify=not args.no_verify)
     if args.json:
         print(json.dumps(predictions, indent=2))
         for line in skipped_report(skipped):
@@ -435,7 +440,7 @@ def run_export(args):
         calibration_images=args.calibration_images, data_dir=args.data,
         allow_flex_ops=args.allow_flex_ops, name=args.name, description=args.description,
         version=args.model_version, num_parity_images=args.parity_images,
-        latency_repeats=args.latency_repeats, overwrite=args.overwrite,
+        latency_repeats=args.latency_repeats, overwrite=args.overwrite, verify=not args.no_verify,
         verbose=0 if (args.quiet or args.json) else 1,
     )
     if args.json:

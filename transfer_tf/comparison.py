@@ -102,7 +102,7 @@ def compare(splits, *, model=None, training=None, scratch_lr=1e-3, classical="lo
             `weights` (the start of the two transfer methods; `None` starts
             them from random weights too, which compares recipes, not
             transfer), pooling, dropout, dtype. `image_size` defaults to the
-            splits'. Defaults to `None` (the defaults, resnet50 on ImageNet).
+            splits'. Defaults to `None` (the defaults, EfficientNet-Lite0 on ImageNet).
         training: `FineTuneSettings` or `None`. The epochs, learning rates
             and other settings of the two transfer methods. Defaults to
             `None` (the defaults).

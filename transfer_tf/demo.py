@@ -38,6 +38,7 @@ from transfer_tf.exporting import export
 from transfer_tf.model import ImageClassifier
 from transfer_tf.saving import package_versions
 from transfer_tf.scratch import train_from_scratch
+from transfer_tf.seeding import seed_job
 from transfer_tf.training import fine_tune
 
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
@@ -206,6 +207,7 @@ def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PA
         ImportError: if the scenario's data package is not installed.
     """
     config = _scenario(scenario)
+    seed_job(seed)
     say = print if verbose else (lambda *a, **k: None)
     started = time.perf_counter()
     out = Path(out)

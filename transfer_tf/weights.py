@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 from transfer_tf._text import first_line
-from transfer_tf.backbones import get_backbone
+from transfer_tf.backbones import get_backbone, list_backbones
 from transfer_tf.cache_dirs import keras_cache_dir
 from transfer_tf.checks import normalise_image_size
 from transfer_tf.errors import WeightsNotAvailableError
@@ -130,9 +130,20 @@ def _raise_weights_unavailable(spec, error):
     raise WeightsNotAvailableError(
         f"ImageNet weights for {spec.name} are not available: {reason}. Keras "
         f"looks for {file_name} in {cache}. {where}either put it in that folder, "
-        "or pass weights=PATH with the path of the file. "
+        f"or pass weights=PATH with the path of the file.{_offline_hint()} "
         "Received: weights='imagenet'"
     ) from None
+
+
+def _offline_hint():
+    """Names the backbones whose ImageNet weights work here without a network."""
+    offline = [spec.name for spec in list_backbones()
+               if spec.packaged_weights is not None and spec.imagenet_offline]
+    if not offline:
+        return ""
+    return (f" Or choose a backbone whose ImageNet weights ship in an installed package and work "
+            f"offline: --backbone {offline[0]} (backbone={offline[0]!r})"
+            + (f"; also {', '.join(offline[1:])}." if offline[1:] else "."))
 
 
 def _check_weights_file(weights):

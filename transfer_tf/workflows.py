@@ -5,7 +5,6 @@ notebooks and scripts can call them too. Each checks its settings before any
 slow work starts.
 """
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -21,8 +20,7 @@ from transfer_tf.comparison import check_output as check_compare_output
 from transfer_tf.comparison import compare
 from transfer_tf.data.directory import from_directory, list_images, unlabelled_images
 from transfer_tf.data.images import check_image, read_image
-from transfer_tf.data.pipeline import file_dataset
-from transfer_tf.data.splits import skipped_report
+from transfer_tf.data.splits import all_held_out, skipped_report
 from transfer_tf.evaluation import class_probabilities, evaluate
 from transfer_tf.exporting import TFLiteConfig, export
 from transfer_tf.lr_finder import find_lr
@@ -32,6 +30,7 @@ from transfer_tf.runs import load
 from transfer_tf.report import write_report
 from transfer_tf.run_data import resize_policy, run_data, run_splits, split_settings
 from transfer_tf.saving import DATA_FILE, MODEL_FILE, write_metrics
+from transfer_tf.seeding import seed_job
 from transfer_tf.settings import DataSettings, FineTuneSettings, ModelSettings, fill, keywords_of
 from transfer_tf.training import fine_tune
 
@@ -93,6 +92,7 @@ def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=
         training = training.replace(seed=data.seed)
     spec = get_backbone(model.backbone)
     size = normalise_image_size(spec.default_size if model.image_size is None else model.image_size, spec)
+    seed_job(training.seed)
     out = Path(out)
     backup_dir = out / UNFINISHED_DIR
     if overwrite:
@@ -180,6 +180,7 @@ def compare_run(data_dir, out, *, model=None, data=None, training=None, scratch_
     spec = get_backbone(model.backbone)
     size = normalise_image_size(model.image_size or spec.default_size, spec)
     check_compare_output(out, overwrite)  # before the images are read
+    seed_job(data.seed)
     verbose = verbose if distribute.is_chief(strategy) else 0
     splits = read_folder(data_dir, data, size, verbose)
     if verbose:
@@ -232,6 +233,9 @@ def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labell
                     {"data": data, "training": training}, caller="adapt_run")
     data, training = settings["data"], settings["training"]
     AdaptSettings(method=method, domain_weight=domain_weight)  # checks before any work
+    if training.seed is None:
+        training = training.replace(seed=data.seed)
+    seed_job(training.seed)
     out = Path(out)
     if (out / MODEL_FILE).exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a trained run. Choose another folder or pass --overwrite.")
@@ -253,14 +257,12 @@ def adapt_run(source_run, source_dir, target_dir, out, *, method="adabn", labell
                                   seed=data.seed, batch_size=data.batch_size, **read)
         _check_classes(labelled.class_names, classifier, labelled_target_dir)
         labelled = labelled.train
-    if training.seed is None:
-        training = training.replace(seed=data.seed)
     result = adapt(classifier, source, target.images, method=method, target_labelled=labelled,
                    domain_weight=domain_weight, settings=training.replace(batch_size=data.batch_size),
                    strategy=strategy, verbose=verbose)
     if not chief:
         return classifier, result, None
-    evaluation = _labelled_folder(target_dir, classifier)
+    evaluation = _labelled_folder(target_dir, classifier, resize)
     summary = evaluation.to_dict() if evaluation is not None else None
     classifier.save(out, overwrite=True, data_summary=summary)
     local = _local_copy(classifier, out, strategy)
@@ -275,21 +277,14 @@ def _check_classes(class_names, classifier, folder):
                          f"classes {classifier.class_names}.")
 
 
-def _labelled_folder(folder, classifier):
+def _labelled_folder(folder, classifier, resize):
     """The folder as labelled splits (all of it held out) if its sub-folders are the run's classes."""
     root = Path(folder)
     names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if names != sorted(classifier.class_names) or names != list(classifier.class_names):
         return None
-    splits = from_directory(root, image_size=classifier.image_size, validation_split=0.0,
-                            test_split=0.0, verbose=False)
-    paths, labels = zip(*splits.files["train"])
-    held_out = file_dataset(list(paths), np.asarray(labels, np.int32), image_size=classifier.image_size,
-                            resize="stretch", batch_size=32, shuffle=False, seed=0, augmentation=None)
-    return dataclasses.replace(
-        splits, train=None, validation=held_out,
-        counts={**splits.counts, "validation": splits.counts["train"], "train": [0] * len(names)},
-        files={**splits.files, "validation": splits.files["train"], "train": []})
+    return all_held_out(from_directory(root, image_size=classifier.image_size, validation_split=0.0,
+                                       test_split=0.0, resize=resize, verbose=False))
 
 
 def pretrain_run(data_dir, out, *, method="autoencoder", epochs=10, learning_rate=1e-3, mask_ratio=0.5,
@@ -322,6 +317,7 @@ def pretrain_run(data_dir, out, *, method="autoencoder", epochs=10, learning_rat
     out = Path(out)
     if (out / MODEL_FILE).exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a model. Choose another folder or pass --overwrite.")
+    seed_job(data.seed)
     chief = distribute.is_chief(strategy)
     verbose = verbose if chief else 0
     images = unlabelled_images(data_dir, image_size=size, resize=data.resize, verbose=bool(verbose))
@@ -369,6 +365,7 @@ def lr_find_run(source, *, phase="head", unfreeze_blocks=1, steps=100, plot=None
     source = Path(source)
     if not source.is_dir():
         raise FileNotFoundError(f"No run folder or image folder at {source}. Received: source={str(source)!r}")
+    seed_job(data.seed)
     if (source / MODEL_FILE).is_file():
         classifier = load(source)
         splits = run_splits(source, batch_size=data.batch_size, verbose=bool(verbose))
@@ -401,7 +398,7 @@ def format_training(result):
     return "\n".join(lines)
 
 
-def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
+def evaluate_run(run, data_dir, *, split="all", batch_size=32, verify=True, verbose=1):
     """Evaluates a run folder on a folder of images and writes `RUN/metrics.json`.
 
     Args:
@@ -413,6 +410,8 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
             split of `data_dir` (same seed and fractions) and evaluates that
             part. Defaults to `"all"`.
         batch_size: int. Defaults to `32`.
+        verify: bool. Refuse a run whose files changed since it was saved
+            (see `load`). Defaults to `True`.
         verbose: int. Defaults to `1`.
 
     Returns:
@@ -424,7 +423,7 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
             run does not know.
     """
     check_choice("split", split, EVALUATION_SPLITS)
-    classifier = load(run)
+    classifier = load(run, verify=verify)
     data = run_data(run)
     settings = dict(validation_split=0.0, test_split=0.0, seed=0)
     if split != "all":
@@ -454,7 +453,7 @@ def evaluate_run(run, data_dir, *, split="all", batch_size=32, verbose=1):
     return metrics
 
 
-def predict_files(run, paths, *, top_k=3):
+def predict_files(run, paths, *, top_k=3, verify=True):
     """Predicts the classes of image files.
 
     Unreadable files are skipped and reported, not fatal.
@@ -465,6 +464,8 @@ def predict_files(run, paths, *, top_k=3):
         paths: list of str or path. Image files, or folders searched
             recursively.
         top_k: int. How many classes to report per image. Defaults to `3`.
+        verify: bool. Refuse a run folder whose files changed since it was
+            saved (see `load`). Defaults to `True`.
 
     Returns:
         `(predictions, skipped)`: a list of `{"path", "top": [{"label",
@@ -481,7 +482,7 @@ def predict_files(run, paths, *, top_k=3):
     if isinstance(run, ImageClassifier):
         classifier, resize = run, "stretch"
     else:
-        classifier = load(run)
+        classifier = load(run, verify=verify)
         resize = resize_policy(run_data(run))
     files = list_images(paths)
     if not files:

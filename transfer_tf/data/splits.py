@@ -166,6 +166,27 @@ def splits_from_arrays(
     )
 
 
+def all_held_out(splits):
+    """The same images as one held-out split: a folder that is only evaluated on, never trained on.
+
+    Every image of a file source becomes the validation split, in file order,
+    unshuffled; `source` records `"held_out": True`, so that a run folder
+    re-reads it the same way (see `run_data.run_splits`).
+    """
+    files = [item for split in SPLITS for item in splits.files[split]]
+    paths, labels = zip(*files)
+    validation = file_dataset(
+        list(paths), np.asarray(labels, np.int32), image_size=splits.image_size,
+        resize=splits.source.get("resize", "stretch"), batch_size=splits.batch_size, shuffle=False,
+        seed=0, augmentation=None)
+    empty = [0] * len(splits.class_names)
+    return dataclasses.replace(
+        splits, train=None, validation=validation, test=None,
+        counts={"train": empty, "validation": class_counts(list(labels), len(splits.class_names)),
+                "test": empty},
+        files={"train": [], "validation": files, "test": []}, source={**splits.source, "held_out": True})
+
+
 def split_cache(cache, split):
     if cache is None or cache is False or cache is True:
         return bool(cache)

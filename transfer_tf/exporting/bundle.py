@@ -13,6 +13,7 @@ from transfer_tf.exporting.held_out import held_out_and_calibration
 from transfer_tf.exporting.parity import batched_scores, compare, format_parity, median_ms
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, serving_model
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
+from transfer_tf.integrity import write_checksums
 from transfer_tf.classical import EstimatorClassifier
 from transfer_tf.model import ImageClassifier
 from transfer_tf.runs import load
@@ -66,6 +67,7 @@ def export(
     num_parity_images=DEFAULT_PARITY_IMAGES,
     latency_repeats=DEFAULT_LATENCY_REPEATS,
     overwrite=False,
+    verify=True,
     verbose=1,
 ):
     """Exports a classifier as SavedModel, TFLite and `.keras`, and checks each.
@@ -113,7 +115,13 @@ def export(
             `predict_on_batch`). Defaults to `50`.
         overwrite: bool. Whether an existing export folder may be replaced.
             Defaults to `False`.
+        verify: bool. Check a run folder's files against the checksums its
+            `config.json` recorded before exporting it (see `load`).
+            Defaults to `True`.
         verbose: int. 0 silent, 1 a line per step. Defaults to `1`.
+
+    The export folder ends with `SHA256SUMS`, every file's checksum in
+    `sha256sum`'s format, so the receiver can check what arrived.
 
     Returns:
         `ExportResult`.
@@ -136,7 +144,7 @@ def export(
     configs = _configs(precisions)
     check_int("num_parity_images", num_parity_images, minimum=1)
     check_int("latency_repeats", latency_repeats, minimum=1)
-    trained, run = _classifier_and_run(model)
+    trained, run = _classifier_and_run(model, verify)
     classifier = float32_copy(trained)
     if out is None:
         if run is None:
@@ -180,6 +188,7 @@ def export(
         (staging / PARITY_FILE).write_text(
             json.dumps({"held_out": card["metrics"]["held_out"], "rows": rows}, indent=2) + "\n")
         (staging / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        write_checksums(staging)  # last: an app team checks what it received with sha256sum -c
         say(format_parity(rows))
     say(f"Exported to {out}")
     return ExportResult(directory=out, files={a.name: out / a.file for a in artefacts},
@@ -261,7 +270,7 @@ def _configs(precisions):
     return configs
 
 
-def _classifier_and_run(model):
+def _classifier_and_run(model, verify):
     _refuse_estimator(model, "This classifier")
     if isinstance(model, ImageClassifier):
         return model, None
@@ -272,7 +281,7 @@ def _classifier_and_run(model):
     run = Path(model)
     if not run.is_dir():
         raise FileNotFoundError(f"No run folder at {run}. Pass the folder `transfer-tf train --out` or clf.save() wrote.")
-    classifier = load(run)
+    classifier = load(run, verify=verify)
     _refuse_estimator(classifier, str(run))
     if not isinstance(classifier, ImageClassifier):
         raise ValueError(f"{run} does not hold a transfer_tf ImageClassifier.")

@@ -38,7 +38,11 @@ def held_out_and_calibration(classifier, data, configs, num_parity_images):
             if source is None:
                 source = data.train
             if source is None:
-                raise ValueError("int8 needs representative images and the data has no training split.")
+                raise ValueError(
+                    "int8 needs representative images and the data has no training split (an adapted "
+                    "run holds out all of its target images). Pass images of the deployment domain "
+                    "with --data DIR (data=... in Python), or leave int8 out: --precision float32 "
+                    "float16 dynamic-range.")
             calibration[config.name] = take_images(source, config.num_calibration_images, classifier.image_size)[0]
     return (images, labels, split), calibration
 
