@@ -1,4 +1,4 @@
-"""The `Example:` sections of the public docstrings run as written."""
+"""The `Examples:` sections of the public docstrings run as written."""
 
 import doctest
 import importlib

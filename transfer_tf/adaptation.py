@@ -136,14 +136,14 @@ def adapt(classifier, source_data, target_data, *, method="adabn", target_labell
             method needing source data without it, an option the method does
             not use, or images that do not fit the classifier.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "mobilenetv3small", num_classes=2, image_size=32, weights=None)
-    >>> target = np.random.uniform(0, 255, (16, 32, 32, 3))
-    >>> result = adapt(clf, None, target, method="adabn", verbose=0)
-    >>> result.phases[0].name
-    'adabn'
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "mobilenetv3small", num_classes=2, image_size=32, weights=None)
+        >>> target = np.random.uniform(0, 255, (16, 32, 32, 3))
+        >>> result = adapt(clf, None, target, method="adabn", verbose=0)
+        >>> result.phases[0].name
+        'adabn'
     """
     extra = AdaptSettings(method=method, domain_weight=domain_weight)
     s = FineTuneSettings(**keywords) if settings is None else settings.replace(**keywords)

@@ -287,10 +287,10 @@ def list_backbones():
         A list of `BackboneSpec`, in registry order. `spec.to_dict()` gives
         plain data for printing.
 
-    Example:
+    Examples:
 
-    >>> [spec.name for spec in list_backbones()][:3]
-    ['vgg16', 'vgg19', 'resnet50']
+        >>> [spec.name for spec in list_backbones()][:3]
+        ['vgg16', 'vgg19', 'resnet50']
     """
     return list(_SPECS)
 

@@ -110,13 +110,13 @@ def extract_features(model, data, *, image_size=None, weights="imagenet", batch_
     Returns:
         `Features`.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None)
-    >>> x = np.random.uniform(0, 255, (6, 32, 32, 3))
-    >>> extract_features(clf, (x, np.arange(6) % 2), verbose=False).features.shape
-    (6, 512)
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None)
+        >>> x = np.random.uniform(0, 255, (6, 32, 32, 3))
+        >>> extract_features(clf, (x, np.arange(6) % 2), verbose=False).features.shape
+        (6, 512)
     """
     classifier = model if isinstance(model, ImageClassifier) else ImageClassifier.from_backbone(
         model, num_classes=2, image_size=image_size, weights=weights)
@@ -201,14 +201,14 @@ def fit_classical(classifier, train_data, *, estimator="logistic", cv=5, seed=0,
         ValueError: for an unknown estimator, a multilabel classifier, or a
             head a linear estimator cannot be copied into.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None)
-    >>> x = np.random.uniform(0, 255, (20, 32, 32, 3))
-    >>> model = fit_classical(clf, (x, np.arange(20) % 2), cv=2, verbose=False)
-    >>> model is clf
-    True
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None)
+        >>> x = np.random.uniform(0, 255, (20, 32, 32, 3))
+        >>> model = fit_classical(clf, (x, np.arange(20) % 2), cv=2, verbose=False)
+        >>> model is clf
+        True
     """
     check_choice("estimator", estimator, HEADS[1:])
     check_int("cv", cv, minimum=2)

@@ -138,11 +138,11 @@ def compare(splits, *, model=None, training=None, scratch_lr=1e-3, classical="lo
         FileExistsError: if `out` holds a comparison and `overwrite` is
             False.
 
-    Example:
+    Examples:
 
-    >>> splits = data.from_directory("flowers", image_size=224)  # doctest: +SKIP
-    >>> result = compare(splits, backbone="resnet50")            # doctest: +SKIP
-    >>> print(result.table())                                    # doctest: +SKIP
+        >>> splits = data.from_directory("flowers", image_size=224)  # doctest: +SKIP
+        >>> result = compare(splits, backbone="resnet50")            # doctest: +SKIP
+        >>> print(result.table())                                    # doctest: +SKIP
     """
     given = fill({"model": ModelSettings, "training": FineTuneSettings}, keywords,
                  {"model": model, "training": training}, caller="compare")

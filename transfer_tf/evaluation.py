@@ -111,14 +111,14 @@ def evaluate(classifier, dataset, *, top_k=DEFAULT_TOP_K):
         TypeError: if `dataset` is not a `tf.data.Dataset`.
         ValueError: if the dataset is empty.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None)
-    >>> data = tf.data.Dataset.from_tensor_slices(
-    ...     (np.zeros((4, 32, 32, 3)), [0, 1, 0, 1])).batch(2)
-    >>> evaluate(clf, data)["num_images"]
-    4
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None)
+        >>> data = tf.data.Dataset.from_tensor_slices(
+        ...     (np.zeros((4, 32, 32, 3)), [0, 1, 0, 1])).batch(2)
+        >>> evaluate(clf, data)["num_images"]
+        4
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(

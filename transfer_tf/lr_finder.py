@@ -142,8 +142,8 @@ def find_lr(classifier, train_data, *, phase="head", unfreeze_blocks=1, start_lr
             `"fine_tune"` (the top `unfreeze_blocks` blocks and the head).
             Defaults to `"head"`.
         unfreeze_blocks: int or `"all"`. For `"fine_tune"`. Defaults to `1`.
-        start_lr, end_lr: float. The sweep's first and last rate. Defaults
-            to `1e-7` and `10`.
+        start_lr: float. The sweep's first rate. Defaults to `1e-7`.
+        end_lr: float. The sweep's last rate. Defaults to `10`.
         steps: int. At most this many batches (the data repeats if needed;
             at most 10 passes). Defaults to `100`.
         batch_size: int or `None`. For arrays. Defaults to `None` (32).
@@ -161,14 +161,14 @@ def find_lr(classifier, train_data, *, phase="head", unfreeze_blocks=1, start_lr
     Raises:
         ValueError: for an unknown phase or a setting out of range.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None)
-    >>> x = np.random.uniform(0, 255, (64, 32, 32, 3))
-    >>> result = find_lr(clf, (x, np.arange(64) % 2), steps=30, verbose=False)
-    >>> sorted(result.suggestions)
-    ['minimum', 'steep', 'valley']
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None)
+        >>> x = np.random.uniform(0, 255, (64, 32, 32, 3))
+        >>> result = find_lr(clf, (x, np.arange(64) % 2), steps=30, verbose=False)
+        >>> sorted(result.suggestions)
+        ['minimum', 'steep', 'valley']
     """
     check_choice("phase", phase, PHASES)
     check_number("start_lr", start_lr, above=0)

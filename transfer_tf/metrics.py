@@ -49,12 +49,12 @@ def classification_metrics(labels, scores, class_names, *, task="multiclass", to
         ValueError: for an unknown task, or labels and scores that do not fit
             each other or the class names.
 
-    Example:
+    Examples:
 
-    >>> m = classification_metrics([0, 1, 1], [[.9, .1], [.4, .6], [.7, .3]],
-    ...                            ["cat", "dog"], task="binary")
-    >>> m["accuracy"], m["roc_auc"]
-    (0.6666666666666666, 1.0)
+        >>> m = classification_metrics([0, 1, 1], [[.9, .1], [.4, .6], [.7, .3]],
+        ...                            ["cat", "dog"], task="binary")
+        >>> m["accuracy"], m["roc_auc"]
+        (0.6666666666666666, 1.0)
     """
     labels, scores = _checked(labels, scores, class_names, task)
     if task == "multilabel":

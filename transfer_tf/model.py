@@ -49,12 +49,12 @@ class ImageClassifier(keras.Model):
         ValueError: if the head's output does not fit `task` and the number of
             classes, or `class_names` has duplicates.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=3, image_size=32, weights=None)
-    >>> clf.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape
-    (2, 3)
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=3, image_size=32, weights=None)
+        >>> clf.predict(np.zeros((2, 32, 32, 3)), verbose=0).shape
+        (2, 3)
     """
 
     def __init__(
@@ -192,13 +192,13 @@ class ImageClassifier(keras.Model):
                 weights file.
             FileNotFoundError: for a weights path that does not exist.
 
-        Example:
+        Examples:
 
-        >>> clf = ImageClassifier.from_backbone(
-        ...     "resnet50", class_names=["cat", "dog"], image_size=32,
-        ...     weights=None)
-        >>> clf.base.trainable
-        False
+            >>> clf = ImageClassifier.from_backbone(
+            ...     "resnet50", class_names=["cat", "dog"], image_size=32,
+            ...     weights=None)
+            >>> clf.base.trainable
+            False
         """
         spec = get_backbone(backbone)
         num_classes = _resolve_num_classes(num_classes, class_names)
@@ -304,10 +304,10 @@ def load(path, strategy=None, verify=True):
             `model.keras`.
         ValueError: if a file of the run is damaged.
 
-    Example:
+    Examples:
 
-    >>> clf.save("saved_models/flowers")          # doctest: +SKIP
-    >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
+        >>> clf.save("saved_models/flowers")          # doctest: +SKIP
+        >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
     """
     with distribute.scope(strategy):
         model, history = saving.load_run(path, verify=verify)

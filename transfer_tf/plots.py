@@ -210,12 +210,12 @@ def plot_validation_curves(curves, *, boundaries=None, path=None):
     Returns:
         matplotlib `Figure`, 800 x 450 pixels.
 
-    Example:
+    Examples:
 
-    >>> figure = plot_validation_curves({"fine-tuning": [0.6, 0.8, 0.9]},
-    ...                                 boundaries={"fine-tuning": 2})
-    >>> [int(v * DPI) for v in figure.get_size_inches()]
-    [800, 450]
+        >>> figure = plot_validation_curves({"fine-tuning": [0.6, 0.8, 0.9]},
+        ...                                 boundaries={"fine-tuning": 2})
+        >>> [int(v * DPI) for v in figure.get_size_inches()]
+        [800, 450]
     """
     figure = Figure(figsize=COMPARISON_SIZE, dpi=DPI, layout="constrained")
     ax = figure.subplots()

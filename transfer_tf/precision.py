@@ -71,15 +71,15 @@ def float32_copy(classifier):
     Returns:
         An `ImageClassifier` computing in float32.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None,
-    ...     dtype="mixed_bfloat16")
-    >>> clf.base.get_layer("block1_conv1").compute_dtype
-    'bfloat16'
-    >>> float32_copy(clf).base.get_layer("block1_conv1").compute_dtype
-    'float32'
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None,
+        ...     dtype="mixed_bfloat16")
+        >>> clf.base.get_layer("block1_conv1").compute_dtype
+        'bfloat16'
+        >>> float32_copy(clf).base.get_layer("block1_conv1").compute_dtype
+        'float32'
     """
     if not is_mixed(classifier):
         return classifier

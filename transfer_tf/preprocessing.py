@@ -40,11 +40,11 @@ class ImagePreprocessing(keras.layers.Layer):
     Raises:
         ValueError: if `mode` is not one of the above.
 
-    Example:
+    Examples:
 
-    >>> layer = ImagePreprocessing("tf")
-    >>> float(layer(np.full((1, 2, 2, 3), 255.0))[0, 0, 0, 0])
-    1.0
+        >>> layer = ImagePreprocessing("tf")
+        >>> float(layer(np.full((1, 2, 2, 3), 255.0))[0, 0, 0, 0])
+        1.0
     """
 
     def __init__(self, mode="none", **kwargs):

@@ -198,13 +198,13 @@ def pretrain(model, unlabelled, *, method="autoencoder", epochs=10, learning_rat
         ValueError: for an unknown method or a setting out of range, or
             images that do not fit the model.
 
-    Example:
+    Examples:
 
-    >>> images = np.random.uniform(0, 255, (8, 32, 32, 3))
-    >>> result = pretrain("mobilenetv3small", images, epochs=1, image_size=32,
-    ...                   verbose=0)
-    >>> result.record.phases[0].name
-    'autoencoder'
+        >>> images = np.random.uniform(0, 255, (8, 32, 32, 3))
+        >>> result = pretrain("mobilenetv3small", images, epochs=1, image_size=32,
+        ...                   verbose=0)
+        >>> result.record.phases[0].name
+        'autoencoder'
     """
     check_choice("method", method, METHODS)
     check_int("epochs", epochs)

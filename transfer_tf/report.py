@@ -45,11 +45,11 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
         FileNotFoundError: if `run` is not a complete run folder.
         ValueError: if the splits' classes differ from the classifier's.
 
-    Example:
+    Examples:
 
-    >>> classifier.save("runs/shapes")              # doctest: +SKIP
-    >>> write_report("runs/shapes", splits)         # doctest: +SKIP
-    PosixPath('runs/shapes/report.md')
+        >>> classifier.save("runs/shapes")              # doctest: +SKIP
+        >>> write_report("runs/shapes", splits)         # doctest: +SKIP
+        PosixPath('runs/shapes/report.md')
     """
     run = Path(run)
     config = read_json(run / CONFIG_FILE)

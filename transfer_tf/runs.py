@@ -38,10 +38,10 @@ def load(path, strategy=None, verify=True):
             changed since it was saved), or an estimator file holds
             untrusted types.
 
-    Example:
+    Examples:
 
-    >>> clf.save("saved_models/flowers")          # doctest: +SKIP
-    >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
+        >>> clf.save("saved_models/flowers")          # doctest: +SKIP
+        >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
     """
     model = keras_model.load(path, strategy, verify=verify)
     return wrap_if_classical(model, path) if Path(path).is_dir() else model

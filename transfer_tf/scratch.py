@@ -59,15 +59,15 @@ def train_from_scratch(classifier, train_data, validation_data=None, *, settings
         ValueError: for a setting out of range or data of the wrong shape.
         TypeError: for an unknown keyword.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None)
-    >>> x = np.random.uniform(0, 255, (8, 32, 32, 3))
-    >>> result = train_from_scratch(clf, (x, np.arange(8) % 2), epochs=1,
-    ...                             verbose=0)
-    >>> result.phases[0].name
-    'from_scratch'
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None)
+        >>> x = np.random.uniform(0, 255, (8, 32, 32, 3))
+        >>> result = train_from_scratch(clf, (x, np.arange(8) % 2), epochs=1,
+        ...                             verbose=0)
+        >>> result.phases[0].name
+        'from_scratch'
     """
     s = fill({"s": ScratchSettings}, keywords, {"s": settings}, caller="train_from_scratch")["s"]
     check_class_weight(s.class_weight, classifier)

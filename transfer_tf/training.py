@@ -115,16 +115,16 @@ def fine_tune(classifier, train_data, validation_data=None, *, settings=None, ca
             validation data.
         TypeError: for an unknown keyword.
 
-    Example:
+    Examples:
 
-    >>> clf = ImageClassifier.from_backbone(
-    ...     "vgg16", num_classes=2, image_size=32, weights=None)
-    >>> x = np.random.uniform(0, 255, (8, 32, 32, 3))
-    >>> y = np.arange(8) % 2
-    >>> result = fine_tune(clf, (x, y), head_epochs=1, fine_tune_epochs=1,
-    ...                    verbose=0)
-    >>> result.phase_boundary
-    1
+        >>> clf = ImageClassifier.from_backbone(
+        ...     "vgg16", num_classes=2, image_size=32, weights=None)
+        >>> x = np.random.uniform(0, 255, (8, 32, 32, 3))
+        >>> y = np.arange(8) % 2
+        >>> result = fine_tune(clf, (x, y), head_epochs=1, fine_tune_epochs=1,
+        ...                    verbose=0)
+        >>> result.phase_boundary
+        1
     """
     s = fill({"s": FineTuneSettings}, keywords, {"s": settings}, caller="fine_tune")["s"]
     check_settings_for(classifier, s, validation_data)

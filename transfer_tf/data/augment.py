@@ -25,10 +25,10 @@ def augmentation(preset, seed=None):
         A `keras.Sequential` of preprocessing layers that maps float images
         in [0, 255] to float images in [0, 255], or `None`.
 
-    Example:
+    Examples:
 
-    >>> augmentation("light").layers[0].name
-    'random_flip'
+        >>> augmentation("light").layers[0].name
+        'random_flip'
     """
     check_choice("augment", preset, AUGMENTATIONS)
     if preset == "none":

@@ -75,10 +75,10 @@ def from_directory(
         ValueError: if there are no class folders, only one class, a class
             without readable images, or an argument out of range.
 
-    Example:
+    Examples:
 
-    >>> splits = from_directory("photos/", image_size=224)   # doctest: +SKIP
-    >>> fine_tune(clf, splits.train, splits.validation)      # doctest: +SKIP
+        >>> splits = from_directory("photos/", image_size=224)   # doctest: +SKIP
+        >>> fine_tune(clf, splits.train, splits.validation)      # doctest: +SKIP
     """
     image_size = normalise_image_size(image_size)
     validate_split_args(

@@ -71,12 +71,12 @@ def from_arrays(
         ValueError: for arrays of the wrong shape, a label/image count
             mismatch, or labels outside `class_names`.
 
-    Example:
+    Examples:
 
-    >>> splits = from_arrays(np.zeros((10, 8, 8)), np.arange(10) % 2,
-    ...                      ["even", "odd"], image_size=32)
-    >>> splits.counts["train"]
-    [5, 5]
+        >>> splits = from_arrays(np.zeros((10, 8, 8)), np.arange(10) % 2,
+        ...                      ["even", "odd"], image_size=32)
+        >>> splits.counts["train"]
+        [5, 5]
     """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.dtype == np.float64:
@@ -148,8 +148,9 @@ def from_tfds(
             `"train[:50%]"`. Defaults to `"train"`.
         data_dir: str or `None`. Where TFDS keeps prepared data. Defaults to
             `None`, meaning TFDS's own default (`~/tensorflow_datasets`).
-        validation_split, test_split, seed, batch_size, augment, resize,
-            cache: as in `from_directory`.
+        validation_split: float. As in `from_directory`, and so are
+            `test_split`, `seed`, `batch_size`, `augment`, `resize` and
+            `cache`.
         image_key: str. The image feature. Defaults to `"image"`.
         label_key: str. The `ClassLabel` feature. Defaults to `"label"`.
 
@@ -264,9 +265,9 @@ def elpv(
             `"defective"`.
         module_type: str or `None`. `"mono"` or `"poly"` keeps one module
             type. Defaults to `None` (both).
-        validation_split, test_split, seed, batch_size, augment, resize,
-            cache, verbose: as in `from_directory`. `test_split` defaults to
-            `0.2`.
+        validation_split: float. As in `from_directory`, and so are
+            `test_split` (here defaulting to `0.2`), `seed`, `batch_size`,
+            `augment`, `resize`, `cache` and `verbose`.
 
     Returns:
         `ImageSplits`.

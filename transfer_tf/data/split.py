@@ -55,11 +55,11 @@ def stratified_sample(labels, count, *, seed):
     Raises:
         ValueError: if `count` is not an int in `[1, n - 1]`.
 
-    Example:
+    Examples:
 
-    >>> sample, rest = stratified_sample(np.array([0] * 6 + [1] * 3), 3, seed=0)
-    >>> np.bincount(np.array([0] * 6 + [1] * 3)[sample]).tolist()
-    [2, 1]
+        >>> sample, rest = stratified_sample(np.array([0] * 6 + [1] * 3), 3, seed=0)
+        >>> np.bincount(np.array([0] * 6 + [1] * 3)[sample]).tolist()
+        [2, 1]
     """
     labels = np.asarray(labels)
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count < len(labels):

@@ -136,10 +136,10 @@ def export(
         FlexOpsRequiredError: if the model needs Flex ops and
             `allow_flex_ops` is False.
 
-    Example:
+    Examples:
 
-    >>> result = transfer_tf.export("saved_models/flowers")   # doctest: +SKIP
-    >>> print(result.parity_table())                          # doctest: +SKIP
+        >>> result = transfer_tf.export("saved_models/flowers")   # doctest: +SKIP
+        >>> print(result.parity_table())                          # doctest: +SKIP
     """
     configs = _configs(precisions)
     check_int("num_parity_images", num_parity_images, minimum=1)

@@ -44,10 +44,10 @@ class TFLiteConfig:
         ValueError: for an unknown precision, or an int8 option given to
             another precision.
 
-    Example:
+    Examples:
 
-    >>> TFLiteConfig.int8(integer_io=True).filename
-    'model_int8_uint8_io.tflite'
+        >>> TFLiteConfig.int8(integer_io=True).filename
+        'model_int8_uint8_io.tflite'
     """
 
     precision: str
