@@ -300,6 +300,8 @@ def test_the_export_lists_every_file_with_its_checksum(run_folder, tmp_path):
     ttf.export(run, out, precisions=["float32"], num_parity_images=8, latency_repeats=1, verbose=0)
     listed = (out / integrity.CHECKSUMS_FILE).read_text()
     assert "model_float32.tflite" in listed and "saved_model/saved_model.pb" in listed
+    rows = {row["file"]: row for row in json.loads((out / "parity.json").read_text())["rows"]}
+    assert f"{rows['model_float32.tflite']['sha256']}  model_float32.tflite" in listed  # the report says it too
     integrity.verify_checksums(out)
     damage_file(out / "model_float32.tflite", "flip")
     with pytest.raises(integrity.DamagedFileError, match="model_float32.tflite is damaged"):

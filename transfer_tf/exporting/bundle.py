@@ -13,7 +13,7 @@ from transfer_tf.exporting.held_out import held_out_and_calibration
 from transfer_tf.exporting.parity import batched_scores, compare, format_parity, median_ms
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, serving_model
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
-from transfer_tf.integrity import write_checksums
+from transfer_tf.integrity import checksum, write_checksums
 from transfer_tf.classical import EstimatorClassifier
 from transfer_tf.model import ImageClassifier
 from transfer_tf.runs import load
@@ -39,7 +39,8 @@ class ExportResult:
         files: dict. Artefact name (`"keras"`, `"saved_model"`,
             `"float32"`, ...) to its path.
         parity: list of dict. One row per artefact: `artefact`, `file`,
-            `size_bytes`, `agreement`, `max_abs_diff`, `mean_abs_diff`,
+            `size_bytes`, `sha256` (of a single file; a folder's files are
+            in `SHA256SUMS`), `agreement`, `max_abs_diff`, `mean_abs_diff`,
             `accuracy`, `latency_ms`.
         model_card: dict. The contents of `model_card.json`.
     """
@@ -198,7 +199,8 @@ def export(
 def _parity_row(artefact, path, reference, held_out, task, latency_repeats):
     """The artefact's parity with the reference scores (its own, for the Keras model)."""
     images, labels, _ = held_out
-    row = {"artefact": artefact.name, "file": artefact.file, "size_bytes": _size_of(path)}
+    row = {"artefact": artefact.name, "file": artefact.file, "size_bytes": _size_of(path),
+           "sha256": None if path.is_dir() else checksum(path)}
     run = artefact.runner()
     if run is None:
         return {**row, **_UNCHECKED, "latency_ms": None}, None
