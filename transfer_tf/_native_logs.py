@@ -42,3 +42,5 @@ def load_tensorflow_quietly(quiet=True):
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
+    if quiet:  # e.g. "triggered tf.function retracing": advice for TensorFlow's developers, not ours
+        tf.get_logger().setLevel("ERROR")
