@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
+from transfer_tf import integrity as ttf_integrity
 from transfer_tf import cli
 from transfer_tf.classical import copy_linear_head, extract_features, fit_estimator
 from transfer_tf.pretraining import Reconstruction
@@ -101,8 +102,10 @@ def test_an_estimator_file_with_untrusted_types_is_refused(data, tmp_path):
     marker = tmp_path / "pwned"
     evil = make_pipeline(FunctionTransformer(os.system, kw_args={"command": f"touch {marker}"}), SVC())
     (run / "estimator.skops").write_bytes(sio.dumps(evil))
+    with pytest.raises(ttf_integrity.DamagedFileError, match="estimator.skops is damaged"):
+        ttf.load(run)  # the checksum recorded at saving catches the swap first
     with pytest.raises(ValueError, match=r"types transfer_tf does not trust: .*system.*refused"):
-        ttf.load(run)
+        ttf.load(run, verify=False)  # and skops refuses it even then
     assert not marker.exists()
 
 
