@@ -63,7 +63,7 @@ def test_bundle_holds_every_artefact_and_its_record(exported, classifier):
     out = exported.directory
     names = {p.name for p in out.iterdir()}
     assert names == {
-        "model.keras", "saved_model", "labels.txt", "model_card.json", "parity.json",
+        "model.keras", "saved_model", "labels.txt", "model_card.json", "parity.json", "SHA256SUMS",
         "model_float32.tflite", "model_float16.tflite", "model_dynamic_range.tflite",
         "model_int8.tflite", "model_int8_uint8_io.tflite",
     }
