@@ -40,7 +40,6 @@ removed by `close()`.
 
 import functools
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -54,7 +53,7 @@ import tensorflow as tf
 from transfer_tf import distribute
 from transfer_tf._text import first_line
 from transfer_tf.data.pipeline import advance_shuffle
-from transfer_tf.integrity import DamagedFileError, damage, fingerprint
+from transfer_tf.integrity import DamagedFileError, damage, fingerprint, write_atomically
 from transfer_tf.records import PhaseResult
 from transfer_tf.saving import read_json, write_json
 
@@ -134,9 +133,8 @@ class PhaseBackup:
         """
         self.drawn += result.epochs if ran is None else ran
         path = self.own / f"after_{name}.weights.h5"
-        partial = self.own / f".after_{name}.partial.weights.h5"
-        classifier.save_weights(partial, overwrite=True)
-        os.replace(partial, path)
+        write_atomically(path, lambda partial: classifier.save_weights(partial, overwrite=True),
+                         suffix=".weights.h5")
         _write_json_atomically(self.own / f"after_{name}.{RANDOM_FILE}", seed_states(classifier))
         if not self.chief:
             return
@@ -214,6 +212,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
         super().__init__(str(backup_dir))
         self.save_to = Path(backup_dir if save_to is None else save_to)
         self.run_id = run_id
+        self.last_entry = None  # the epoch restored or last saved: kept beside the next as a fallback
 
     def on_train_begin(self, logs=None):
         self._load_model()
@@ -224,6 +223,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
             then = (f"resuming from epoch {entry['epoch']}" if entry is not None
                     else "starting the phase again from its beginning")
             print(f"Resume: {problem}; {then}.", file=sys.stderr)
+        self.last_entry = entry
         if entry is None:
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
@@ -238,9 +238,10 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
         self.model.save_weights(self.save_to / weights, overwrite=True)
         entry = {"epoch": self._current_epoch, "weights": weights, "random": seed_states(self.model),
                  "checksum": fingerprint(self.save_to / weights), "run": self.run_id}
-        previous, _ = intact_epoch(self.save_to, self.run_id)
+        previous = self.last_entry
         kept = [entry] + ([] if previous is None or previous["weights"] == weights else [previous])
         _write_json_atomically(self.save_to / self.METADATA, {**entry, "previous": kept[1:]})
+        self.last_entry = entry
         for old in self.save_to.glob("epoch_*.weights.h5"):
             if old.name not in {e["weights"] for e in kept}:
                 old.unlink()
@@ -313,9 +314,7 @@ def restore_seed_states(model, states):
 
 
 def _write_json_atomically(path, value):
-    partial = path.with_name(f".{path.name}.partial")
-    write_json(partial, value)
-    os.replace(partial, path)
+    write_atomically(path, lambda partial: write_json(partial, value))
 
 
 @functools.cache

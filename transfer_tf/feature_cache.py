@@ -388,7 +388,7 @@ class TopAndHead(keras.Model):
 
 
 def _load_verified(folder, split, expected, records):
-    """A split's arrays (memory-mapped) if every file matches its record, else `(None, reason)`.
+    """`(arrays, None)`, memory-mapped, if every file of the split matches its record, else `(None, reason)`.
 
     The reason is `None` when nothing of the split was ever written (a new entry).
     """
