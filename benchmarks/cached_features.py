@@ -81,7 +81,7 @@ def use_resnet50_top(resnet50_top):
         return
     import dataclasses
 
-    from transfer_tf import backbones
+    from transfer_tf.backbones import registry as backbones
 
     spec = backbones.get_backbone("resnet50")
     blocks = backbones._RESNET_BLOCKS[:-1] + (backbones.Block("conv5_block1_2", ends_at=r"conv5_block2_out"),
@@ -195,7 +195,7 @@ def floor(clf, splits, top_name, head_epochs, tune_epochs, seed):
     import numpy as np
 
     import transfer_tf as ttf
-    from transfer_tf.freezing import unfreeze_top_blocks
+    from transfer_tf.model.freezing import unfreeze_top_blocks
 
     _, top = ttf.split_base(clf.base, clf.backbone_spec, top_name)
     unfreeze_top_blocks(clf, 1)  # the top block, BatchNorm frozen, as phase 2 has it

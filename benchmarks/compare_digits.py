@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import transfer_tf as ttf
-from transfer_tf import demo
+from transfer_tf.cli import demo
 
 RESULTS = Path(__file__).parent / "results" / "compare_digits"
 

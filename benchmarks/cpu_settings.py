@@ -53,8 +53,8 @@ TOP = {"vgg16": "block5", "resnet50": "conv5"}
 def worker(steps, batch, image_size):
     """Times each workload in this process; prints one JSON line."""
     import transfer_tf as ttf
-    from transfer_tf import cpu_settings
-    from transfer_tf.freezing import unfreeze_top_blocks
+    from transfer_tf.core import cpu_settings
+    from transfer_tf.model.freezing import unfreeze_top_blocks
 
     import keras
     import numpy as np

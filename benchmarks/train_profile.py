@@ -43,12 +43,12 @@ from cached_features import DATA, subset  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "train_profile.json"
 STAGES = {  # stage: (file suffix, function name) whose cumulative time it is
-    "scan and split": ("transfer_tf/workflows.py", "read_folder"),
-    "model": ("transfer_tf/model.py", "from_backbone"),
-    "feature cache": ("transfer_tf/feature_cache.py", "start"),
-    "training": ("transfer_tf/phases.py", "_fit"),
-    "save": ("transfer_tf/model.py", "save"),
-    "report": ("transfer_tf/report.py", "write_report"),
+    "scan and split": ("transfer_tf/cli/jobs/common.py", "read_folder"),
+    "model": ("transfer_tf/model/classifier.py", "from_backbone"),
+    "feature cache": ("transfer_tf/training/feature_cache.py", "start"),
+    "training": ("transfer_tf/training/phases.py", "_fit"),
+    "save": ("transfer_tf/model/classifier.py", "save"),
+    "report": ("transfer_tf/evaluation/report.py", "write_report"),
 }
 PROFILED = """
 import cProfile, sys, time

@@ -1,7 +1,7 @@
 """What checking a 1 GB feature cache costs, next to computing it again.
 
 A reused cache entry is read and its SHA-256 compared with `key.json` before
-training uses it (`transfer_tf.integrity`). This times that check on a 1 GB
+training uses it (`transfer_tf.core.integrity`). This times that check on a 1 GB
 `.npy` file (median of `--repeats`, the file in the page cache as it is
 right after a run wrote it), and the forward pass that would recompute the
 same bytes: EfficientNet-Lite0's frozen base at 224 px (7 x 7 x 1280 float32
@@ -21,7 +21,7 @@ import transfer_tf as ttf  # first: it turns oneDNN on before TensorFlow loads
 
 import numpy as np
 
-from transfer_tf import integrity
+from transfer_tf.core import integrity
 
 from _results import write_results
 

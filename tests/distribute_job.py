@@ -51,7 +51,7 @@ def make_strategy(args):
         os.environ["TF_CONFIG"] = json.dumps({
             "cluster": {"worker": [f"localhost:{p}" for p in ports]},
             "task": {"type": "worker", "index": args.worker}})
-        from transfer_tf.distribute import make_strategy
+        from transfer_tf.model.distribute import make_strategy
 
         return make_strategy("multi-worker")
     return None
@@ -74,12 +74,12 @@ def main():
     import numpy as np
 
     import transfer_tf as ttf
-    from transfer_tf import distribute
+    from transfer_tf.model import distribute
 
     result = Path(args.result)
     summary = {"chief": distribute.is_chief(strategy)}
     if args.train_folder:
-        from transfer_tf.workflows import train_run
+        from transfer_tf.cli.jobs import train_run
 
         data, out = args.train_folder[0], args.train_folder[1].format(worker=args.worker)
         _, _, record = train_run(data, out, backbone=args.backbone, weights=None, image_size=SIZE,

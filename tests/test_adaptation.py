@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import transfer_tf as ttf
 from transfer_tf import cli
-from transfer_tf.adaptation import GradientReversal, coral_loss
+from transfer_tf.methods.alignment import GradientReversal, coral_loss
 
 from conftest import separable_data
 from image_files import write_class_folder

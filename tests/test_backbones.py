@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf.backbones import block_layers, split_base
-from transfer_tf.preprocessing import ImagePreprocessing
-from transfer_tf.weights import build_base
+from transfer_tf.backbones.blocks import block_layers, split_base
+from transfer_tf.backbones.preprocessing import ImagePreprocessing
+from transfer_tf.backbones.weights import build_base
 
 REQUIRED = [
     "vgg16", "vgg19", "resnet50", "resnet101", "resnet50v2", "mobilenetv2",

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf import integrity as ttf_integrity
+from transfer_tf.core import integrity as ttf_integrity
 from transfer_tf import cli
-from transfer_tf.classical import copy_linear_head, extract_features, fit_estimator
-from transfer_tf.pretraining import Reconstruction
+from transfer_tf.methods.classical import copy_linear_head, extract_features, fit_estimator
+from transfer_tf.methods.pretraining import Reconstruction
 
 from conftest import separable_data
 from image_files import write_class_folder

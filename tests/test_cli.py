@@ -1,5 +1,6 @@
 """`transfer-tf`: train -> evaluate -> predict end to end, config files, clean errors."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 
 from transfer_tf import cli, load
 
+from browser import assert_renders, needs_chromium
 from image_files import write_bad, write_class_folder
 
 TINY = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32",
@@ -61,6 +63,43 @@ def test_evaluate_prints_and_writes_metrics(folder, run, capsys):
     recorded = json.loads((run / "data.json").read_text())["counts"]["validation"]
     assert printed["split"] == "validation" and printed["num_images"] == sum(recorded)
     assert json.loads((run / "metrics.json").read_text()) == printed
+
+
+def test_interpret_names_the_mistakes_and_writes_table_and_plots(folder, run, tmp_path, capsys):
+    out = tmp_path / "why"
+    assert cli.main(["interpret", str(run), str(folder), "--out", str(out), "--top-losses", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "of 20 images right" in printed and str(out / "top_losses.png") in printed
+    rows = list(csv.DictReader((out / "interpretation.csv").open()))
+    assert len(rows) == 20 and {r["image"].split("/")[0] for r in rows} == {"dark", "light"}
+    assert [float(r["loss"]) for r in rows] == sorted((float(r["loss"]) for r in rows), reverse=True)
+    for name in ("most_confused.json", "top_losses.png", "most_confused.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_a_trained_run_reports_its_top_losses_and_confusions(run):
+    report = (run / "report.md").read_text()
+    assert "interpretation/top_losses.png" in report and "interpretation/most_confused.png" in report
+    assert (run / "interpretation" / "interpretation.csv").is_file()
+
+
+def test_the_html_report_is_self_contained_and_its_matrix_opens_its_images(run):
+    page = (run / "report.html").read_text()
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert 'src="plots/' not in page and page.count('src="data:image/') >= 5
+    rows = list(csv.DictReader((run / "interpretation" / "interpretation.csv").open()))
+    classes = ["dark", "light"]
+    for true in range(2):
+        for predicted in range(2):
+            count = sum(r["true"] == classes[true] and r["predicted"] == classes[predicted] for r in rows)
+            assert (f'href="#cell-{true}-{predicted}">{count}<' in page) == (count > 0)
+            assert (f'id="cell-{true}-{predicted}"' in page) == (count > 0)
+
+
+@needs_chromium
+def test_the_html_report_renders_in_a_browser(run):
+    rendered = assert_renders(run / "report.html")
+    assert len(rendered.images) >= 5
 
 
 def test_predict_ranks_labels(folder, run, capsys):

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf import cli, integrity
-from transfer_tf.packaged_weights import IMAGENET_LITE
+from transfer_tf import cli
+from transfer_tf.core import integrity
+from transfer_tf.backbones.packaged_weights import IMAGENET_LITE
 
 from conftest import separable_data
 from image_files import write_class_folder
@@ -203,6 +204,22 @@ def _backed_up(tmp_path, stop):
     return (x, y), settings, backup
 
 
+@pytest.fixture(scope="module")
+def killed_runs(tmp_path_factory):
+    """Backups of runs killed after 2 head epochs and 2 (`4`) or 1 (`3`) of fine_tune, and another run's."""
+    root = tmp_path_factory.mktemp("killed")
+    return {stop: _backed_up(root / f"stop{stop}", stop) for stop in (3, 4)} | {
+        "other": _backed_up(root / "other", 4)}
+
+
+def _copy_of(killed, tmp_path):
+    """A copy of a killed run's backup, to damage without touching the shared one."""
+    data, settings, backup = killed
+    copy = tmp_path / "backup"
+    shutil.copytree(backup, copy)
+    return data, settings, copy
+
+
 def _resume(data, settings, backup):
     clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None, seed=0)
     ttf.fine_tune(clf, data, backup_dir=backup, **settings)
@@ -219,12 +236,11 @@ def uninterrupted():
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-def test_a_damaged_epoch_backup_resumes_from_an_intact_one(tmp_path, how, uninterrupted, capfd):
-    data, settings, backup = _backed_up(tmp_path, stop=4)  # 2 head epochs, then 2 of fine_tune backed up
+def test_a_damaged_epoch_backup_resumes_from_an_intact_one(tmp_path, how, killed_runs, uninterrupted, capfd):
+    data, settings, backup = _copy_of(killed_runs[4], tmp_path)  # 2 head epochs, 2 of fine_tune backed up
     phase = backup / "fine_tune"
     latest = json.loads((phase / "training_metadata.json").read_text())
-    other = tmp_path / "other"  # the same phase file from another run
-    _, _, other_backup = _backed_up(other, stop=4)
+    other_backup = killed_runs["other"][2]  # the same phase file from another run
     damage_file(phase / latest["weights"], how, foreign=other_backup / "fine_tune" / latest["weights"])
     capfd.readouterr()
     clf = _resume(data, settings, backup)
@@ -235,9 +251,10 @@ def test_a_damaged_epoch_backup_resumes_from_an_intact_one(tmp_path, how, uninte
         np.testing.assert_allclose(a, b.numpy(), atol=1e-5)
 
 
-def test_backup_metadata_from_another_run_or_missing_restarts_the_phase(tmp_path, uninterrupted, capfd):
-    data, settings, backup = _backed_up(tmp_path, stop=4)
-    _, _, other = _backed_up(tmp_path / "other", stop=4)
+def test_backup_metadata_from_another_run_or_missing_restarts_the_phase(tmp_path, killed_runs, uninterrupted,
+                                                                         capfd):
+    data, settings, backup = _copy_of(killed_runs[4], tmp_path)
+    other = killed_runs["other"][2]
     for name in ("training_metadata.json", *(p.name for p in (other / "fine_tune").glob("epoch_*"))):
         shutil.copyfile(other / "fine_tune" / name, backup / "fine_tune" / name)
     capfd.readouterr()
@@ -249,8 +266,8 @@ def test_backup_metadata_from_another_run_or_missing_restarts_the_phase(tmp_path
 
 
 @pytest.mark.parametrize("damaged", ["after_head.weights.h5", "state.json"])
-def test_a_damaged_finished_phase_or_state_is_refused(tmp_path, damaged):
-    data, settings, backup = _backed_up(tmp_path, stop=3)
+def test_a_damaged_finished_phase_or_state_is_refused(tmp_path, killed_runs, damaged):
+    data, settings, backup = _copy_of(killed_runs[3], tmp_path)
     damage_file(backup / damaged, "flip" if damaged.endswith(".h5") else "delete")
     with pytest.raises(integrity.DamagedFileError, match="--overwrite") as caught:
         _resume(data, settings, backup)

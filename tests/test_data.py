@@ -234,7 +234,7 @@ def test_elpv_builtin_dataset(capsys):
     assert "CC BY-NC-SA 4.0" in capsys.readouterr().out
     assert splits.source["licence"] == "CC-BY-NC-SA-4.0"
     assert splits.class_names == ["functional", "defective"]
-    rows = [r for r in data.sources.elpv_table() if r[2] == "poly"]
+    rows = [r for r in data.solar_cells.elpv_table() if r[2] == "poly"]
     assert sum(map(sum, splits.counts.values())) == len(rows)
     defective = sum(p >= 0.5 for _, p, _ in rows)
     assert sum(c[1] for c in splits.counts.values()) == defective

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf import distribute
+from transfer_tf.model import distribute
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = Path(__file__).with_name("distribute_job.py")
@@ -99,6 +99,7 @@ def single_device(tmp_path_factory):
     return reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone,cache", [("resnet50", "auto"), ("vgg16", "off")])
 def test_two_replicas_train_as_one_device(backbone, cache, single_device, tmp_path):
     reference = single_device(backbone, cache)
@@ -112,6 +113,7 @@ def test_two_replicas_train_as_one_device(backbone, cache, single_device, tmp_pa
     assert any("conv" in path for path in moved) and any("predictions" in path for path in moved)
 
 
+@pytest.mark.slow
 def test_two_workers_train_as_one_device_and_resume_after_a_kill(single_device, tmp_path):
     backup = tmp_path / "backup"
     model = ("--backbone", "vgg16", "--cache", "off")
@@ -140,6 +142,7 @@ def test_two_workers_train_as_one_device_and_resume_after_a_kill(single_device, 
     assert sorted(json.loads((backup / "state.json").read_text())["finished"]) == ["fine_tune", "head"]
 
 
+@pytest.mark.slow
 def test_two_workers_run_train_and_only_the_chief_writes(tmp_path):
     from PIL import Image
 
@@ -163,6 +166,7 @@ def test_two_workers_run_train_and_only_the_chief_writes(tmp_path):
     assert losses[0] == losses[1]
 
 
+@pytest.mark.slow
 def test_keras_fit_still_fails_under_multi_worker_without_the_fix(tmp_path):
     """If a Keras upgrade makes this fail, `distribute.multi_worker_fit` can go."""
     codes, errors = _two_workers(tmp_path, "unpatched", "--backbone", "vgg16", "--cache", "off",

@@ -11,9 +11,10 @@ import transfer_tf as ttf
 
 # The modules whose public docstrings carry runnable examples.
 MODULES = [
-    "backbones", "preprocessing", "model", "training", "scratch", "evaluation",
-    "data.augment", "data.sources", "data.split", "exporting.tflite", "metrics", "plots",
-    "precision", "adaptation", "classical", "pretraining", "lr_finder",
+    "backbones.registry", "backbones.preprocessing", "model.classifier", "training.two_phase", "training.scratch",
+    "evaluation.predictions", "data.augment", "data.sources", "data.split", "exporting.tflite",
+    "evaluation.metrics", "evaluation.plots", "model.precision", "methods.adaptation", "methods.classical",
+    "methods.pretraining", "training.lr_finder",
 ]
 
 

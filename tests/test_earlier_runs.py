@@ -44,6 +44,9 @@ def test_run_folder_of_0_1_0_loads_and_predicts_the_same(run):
     expected = np.array(json.loads((FIXTURES / "expected_predictions.json").read_text())[run])
     images = np.load(FIXTURES / "probe_images.npy").astype("float32")
 
+    written_by = json.loads((FIXTURES / run / "config.json").read_text())["versions"]["transfer_tf"]
+    assert written_by == "0.1.0" != ttf.__version__  # a fixture of the old layout, never refreshed
+
     classifier = ttf.load(FIXTURES / run)
 
     assert classifier.class_names == ["dark", "light"]

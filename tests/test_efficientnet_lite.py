@@ -16,9 +16,9 @@ from PIL import Image
 
 import transfer_tf as ttf
 from transfer_tf import cli
-from transfer_tf.efficientnet_lite import LITE_VARIANTS, efficientnet_lite, lite_stages
-from transfer_tf.packaged_weights import IMAGENET_LITE, PackagedWeights, assign_state_dict
-from transfer_tf.torch_checkpoint import MAGIC_NUMBER, PROTOCOL_VERSION, CheckpointError, read_state_dict
+from transfer_tf.backbones.efficientnet_lite import LITE_VARIANTS, efficientnet_lite, lite_stages
+from transfer_tf.backbones.packaged_weights import IMAGENET_LITE, PackagedWeights, assign_state_dict
+from transfer_tf.backbones.torch_checkpoint import MAGIC_NUMBER, PROTOCOL_VERSION, CheckpointError, read_state_dict
 
 LITE0 = IMAGENET_LITE["efficientnet_lite0"]
 
@@ -96,7 +96,7 @@ def test_classifier_with_imagenet_weights_offline(lite0_weights):
 
 
 def test_converted_files_are_reused(lite0_weights, monkeypatch):
-    monkeypatch.setattr("transfer_tf.packaged_weights.convert_checkpoint",
+    monkeypatch.setattr("transfer_tf.backbones.packaged_weights.convert_checkpoint",
                         lambda *args: pytest.fail("converted again"))
     assert LITE0.keras_file(include_top=False) == lite0_weights[1]
     assert Path(lite0_weights[1]).name == f"efficientnet_lite0_imagenet_{LITE0.sha256[:12]}_notop.weights.h5"

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import transfer_tf as ttf
-from transfer_tf import integrity as ttf_integrity
-from transfer_tf import feature_cache
+from transfer_tf.core import integrity as ttf_integrity
+from transfer_tf.training import feature_cache
 
 from conftest import separable_data
 

@@ -15,8 +15,8 @@ import pytest
 
 import transfer_tf as ttf
 from transfer_tf import cli
-from transfer_tf.lr_finder import _Sweep, suggest
-from transfer_tf.schedules import DiscriminativeAdam, OneCycle, block_rates
+from transfer_tf.training.lr_finder import _Sweep, suggest
+from transfer_tf.training.schedules import DiscriminativeAdam, OneCycle, block_rates
 
 from conftest import separable_data
 from image_files import write_class_folder
@@ -171,6 +171,7 @@ def _kill_when(process, condition, timeout=300):
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase, cache", [("head", "memory"), ("fine_tune", "off")])
 def test_a_run_killed_in_a_phase_resumes_and_ends_as_an_uninterrupted_one(tmp_path, phase, cache):
     script = _script(tmp_path)
@@ -202,6 +203,7 @@ def test_a_resume_with_other_settings_is_refused(tmp_path):
         ttf.fine_tune(clf, (x, y), head_epochs=2, fine_tune_epochs=0, verbose=0, backup_dir=tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_cli_train_refuses_an_unfinished_run_and_resumes_it(tmp_path, capsys):
     folder = tmp_path / "shapes"
     write_class_folder(folder, ["dark", "light"], per_class=40, value_of=lambda label: 40 + 150 * label)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from transfer_tf.evaluation import format_metrics
-from transfer_tf.metrics import classification_metrics
+from transfer_tf.evaluation.predictions import format_metrics
+from transfer_tf.evaluation.metrics import classification_metrics
 
 # Five images, three classes. Predicted (argmax): a, b, c, a, b; true: a, b, c, c, b.
 LABELS = [0, 1, 2, 2, 1]

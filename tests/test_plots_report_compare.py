@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfer_tf import cli, plots
-from transfer_tf.evaluation import Predictions
-from transfer_tf.metrics import classification_metrics
-from transfer_tf.report import REPORT_FILE, write_report
-from transfer_tf.records import FineTuneResult, PhaseResult
+from transfer_tf import cli
+
+from transfer_tf.evaluation import plots
+from transfer_tf.evaluation.predictions import Predictions
+from transfer_tf.evaluation.metrics import classification_metrics
+from transfer_tf.evaluation.report import REPORT_FILE, write_report
+from transfer_tf.model.records import FineTuneResult, PhaseResult
 
 from image_files import write_bad, write_class_folder
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf.precision import compute_dtypes, dtype_policy_scope
+from transfer_tf.model.precision import compute_dtypes, dtype_policy_scope
 
 from conftest import separable_data
 from test_feature_cache import classifier, weights_of

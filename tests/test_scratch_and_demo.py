@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf import demo
-from transfer_tf.freezing import all_layers, is_batchnorm
+from transfer_tf.cli import demo
+from transfer_tf.model.freezing import all_layers, is_batchnorm
 
 from conftest import separable_data
 
@@ -51,6 +51,7 @@ def test_digit_domains_do_not_overlap():
     assert not any(img.tobytes() in held_out for img in tx)
 
 
+@pytest.mark.slow
 def test_digits_demo_runs_end_to_end_and_saves(tmp_path):
     scenario = demo.DigitsDemo(source_epochs=1, head_epochs=1, fine_tune_epochs=1, target_per_class=5)
     record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=100, verbose=0)
@@ -67,6 +68,7 @@ def test_digits_demo_runs_end_to_end_and_saves(tmp_path):
     assert ttf.load(tmp_path / "demo" / "source").class_names == ["0", "1", "2", "3", "4"]
 
 
+@pytest.mark.slow
 def test_elpv_demo_fine_tunes_imagenet_lite0_against_scratch(tmp_path):
     scenario = demo.ElpvDemo(image_size=32, labelled=40, head_epochs=1, fine_tune_epochs=1)
     record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=50, verbose=0)

@@ -9,8 +9,9 @@ import pytest
 
 import transfer_tf as ttf
 from transfer_tf import cli
-from transfer_tf.settings import Settings, add_arguments, fill, setting
-from transfer_tf.staging import staged_folder
+from transfer_tf.cli.config_file import subparsers_of
+from transfer_tf.core.settings_base import Settings, add_arguments, fill, setting
+from transfer_tf.core.staging import staged_folder
 
 from image_files import write_class_folder
 
@@ -18,7 +19,7 @@ GROUPS = (ttf.ModelSettings, ttf.DataSettings, ttf.FineTuneSettings)
 
 
 def _subparser(name):
-    return cli._subparsers(cli.build_parser())[name]
+    return subparsers_of(cli.build_parser())[name]
 
 
 @pytest.mark.parametrize("command", ["train", "compare"])
@@ -118,7 +119,7 @@ def test_a_failed_staged_write_leaves_the_folder_as_it_was(tmp_path):
 
 
 def test_a_staged_write_moves_its_files_in_marker_last_and_drops_stale_ones(tmp_path, monkeypatch):
-    import transfer_tf.staging as staging_module
+    import transfer_tf.core.staging as staging_module
 
     target = tmp_path / "run"
     target.mkdir()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf.workflows import evaluate_run
+from transfer_tf.cli.jobs import evaluate_run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
 

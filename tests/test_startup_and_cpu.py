@@ -1,6 +1,5 @@
 """Start-up: `import transfer_tf` and `transfer-tf --help` load no TensorFlow; CPU settings come first."""
 
-import ast
 import os
 import subprocess
 import sys
@@ -8,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from transfer_tf import cpu_settings
+from transfer_tf.core import cpu_settings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "transfer_tf"
 
@@ -30,13 +29,13 @@ def test_import_and_help_load_no_tensorflow_matplotlib_or_sklearn():
 @pytest.mark.skipif(not cpu_settings.recommended(), reason="no setting recommended for this CPU")
 def test_import_sets_the_recommended_settings_but_never_overrides_the_users():
     env = {k: v for k, v in os.environ.items() if k != cpu_settings.ONEDNN}
-    code = ("import os, transfer_tf; from transfer_tf import cpu_settings; "
+    code = ("import os, transfer_tf; from transfer_tf.core import cpu_settings; "
             "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), cpu_settings.cpu_summary()['set_by_transfer_tf'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.stdout.split()[0] == "1" and "TF_ENABLE_ONEDNN_OPTS" in done.stdout
     assert _python(code, TF_ENABLE_ONEDNN_OPTS="0") == "0 {}"
     # TensorFlow reads it when it loads: the run really has oneDNN on.
-    code = "import transfer_tf, tensorflow; from transfer_tf import cpu_settings; print(cpu_settings.onednn_enabled())"
+    code = "import transfer_tf, tensorflow; from transfer_tf.core import cpu_settings; print(cpu_settings.onednn_enabled())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.stdout.strip().splitlines()[-1] == "True"
 
@@ -61,28 +60,3 @@ def test_tensorflow_imported_first_on_a_slow_path_warns_once(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cpu_settings.apply_defaults(environ)  # once only
-
-
-def test_imports_run_one_way():
-    """No module imports one that imports it back; the data layer imports no model or trainer."""
-    graph = {}
-    for path in PACKAGE.rglob("*.py"):
-        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
-        deps = set()
-        for node in ast.parse(path.read_text()).body:  # top-level imports only
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("transfer_tf"):
-                deps.add(node.module)
-                deps.update(f"{node.module}.{alias.name}" for alias in node.names)
-            elif isinstance(node, ast.Import):
-                deps.update(a.name for a in node.names if a.name.startswith("transfer_tf"))
-        graph[module] = deps
-    graph = {m: {d for d in deps if d in graph and d not in (m, "transfer_tf")} for m, deps in graph.items()}
-
-    def reaches(start, goal, seen=()):
-        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph[start])
-
-    cycles = [m for m in graph if reaches(m, m)]
-    assert not cycles
-    upper = ("model", "training", "phases", "feature_cache", "weights", "saving", "exporting", "workflows")
-    data_deps = {d for m, deps in graph.items() if m.startswith("transfer_tf.data") for d in deps}
-    assert not [d for d in data_deps if d.split(".")[1] in upper], data_deps

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf.backbones import block_layers
-from transfer_tf.freezing import all_layers, is_batchnorm
-from transfer_tf.inputs import class_weight_for
+from transfer_tf.backbones.blocks import block_layers
+from transfer_tf.model.freezing import all_layers, is_batchnorm
+from transfer_tf.data.inputs import class_weight_for
 
 from conftest import random_images, separable_data
 

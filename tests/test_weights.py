@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import transfer_tf as ttf
-from transfer_tf.weights import build_base
+from transfer_tf.backbones.weights import build_base
 
 from conftest import random_images, separable_data
 
@@ -103,7 +103,7 @@ def test_imagenet_offline_gives_one_clear_error(offline):
 
 
 def test_the_default_backbone_has_imagenet_weights_offline():
-    from transfer_tf.settings import ModelSettings
+    from transfer_tf.training.settings import ModelSettings
 
     spec = ttf.get_backbone(ModelSettings().backbone)
     assert spec.packaged_weights is not None and spec.imagenet_offline

@@ -15,50 +15,58 @@ TensorFlow's fastest safe CPU settings where the user has not set them (see
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from transfer_tf.cpu_settings import apply_defaults as _apply_cpu_defaults  # noqa: E402
+from transfer_tf.core.cpu_settings import apply_defaults as _apply_cpu_defaults  # noqa: E402
 
 _apply_cpu_defaults()
 
-# Public name -> the module that defines it.
+# Public name -> the module that defines it, by layer (bottom first; see docs/explanation/layout.md).
 _PUBLIC = {
-    "adapt": "adaptation", "batchnorm_statistics": "adaptation", "reestimate_batchnorm": "adaptation",
-    "EstimatorClassifier": "classical", "extract_features": "classical", "fit_classical": "classical",
-    "BackboneSpec": "backbones", "Block": "backbones", "block_layers": "backbones",
-    "get_backbone": "backbones", "list_backbones": "backbones", "split_base": "backbones",
-    "keras_cache_dir": "cache_dirs",
-    "ComparisonResult": "comparison", "compare": "comparison",
-    "cpu_summary": "cpu_settings",
-    "WeightsNotAvailableError": "errors",
-    "Predictions": "evaluation", "evaluate": "evaluation", "predict_dataset": "evaluation",
-    "ExportResult": "exporting", "FlexOpsRequiredError": "exporting", "TFLiteConfig": "exporting",
-    "export": "exporting",
-    "all_layers": "freezing", "is_batchnorm": "freezing",
-    "build_head": "head",
-    "classification_metrics": "metrics",
-    "ImageClassifier": "model", "load": "runs",
-    "float32_copy": "precision",
-    "ImagePreprocessing": "preprocessing",
-    "FineTuneResult": "records", "PhaseResult": "records",
-    "write_report": "report",
-    "save": "saving",
-    "train_from_scratch": "scratch",
-    "DataSettings": "settings", "FineTuneSettings": "settings", "ModelSettings": "settings",
-    "ScratchSettings": "settings",
-    "fine_tune": "training",
-    "find_lr": "lr_finder", "LRFinderResult": "lr_finder",
-    "pretrain": "pretraining", "PretrainResult": "pretraining",
-    "predict_files": "workflows",
+    "keras_cache_dir": "core.cache_dirs",
+    "cpu_summary": "core.cpu_settings",
+    "WeightsNotAvailableError": "core.errors",
+    "Block": "backbones.blocks", "block_layers": "backbones.blocks", "split_base": "backbones.blocks",
+    "ImagePreprocessing": "backbones.preprocessing",
+    "BackboneSpec": "backbones.registry", "get_backbone": "backbones.registry",
+    "list_backbones": "backbones.registry",
+    "ImageClassifier": "model.classifier",
+    "all_layers": "model.freezing", "is_batchnorm": "model.freezing",
+    "build_head": "model.head",
+    "float32_copy": "model.precision",
+    "FineTuneResult": "model.records", "PhaseResult": "model.records",
+    "save": "model.saving",
+    "find_lr": "training.lr_finder", "LRFinderResult": "training.lr_finder",
+    "train_from_scratch": "training.scratch",
+    "DataSettings": "training.settings", "FineTuneSettings": "training.settings",
+    "ModelSettings": "training.settings", "ScratchSettings": "training.settings",
+    "fine_tune": "training.two_phase",
+    "batchnorm_statistics": "methods.adabn", "reestimate_batchnorm": "methods.adabn",
+    "adapt": "methods.adaptation",
+    "extract_features": "methods.classical", "fit_classical": "methods.classical",
+    "EstimatorClassifier": "methods.estimator_classifier",
+    "load": "methods.loading",
+    "pretrain": "methods.pretraining", "PretrainResult": "methods.pretraining",
+    "Audit": "auditing.folder_audit", "audit": "auditing.folder_audit",
+    "compare": "evaluation.comparison", "ComparisonResult": "evaluation.comparison",
+    "classification_metrics": "evaluation.metrics",
+    "grad_cam": "evaluation.grad_cam",
+    "Interpretation": "evaluation.interpretation", "interpret": "evaluation.interpretation",
+    "evaluate": "evaluation.predictions", "predict_dataset": "evaluation.predictions",
+    "Predictions": "evaluation.predictions",
+    "write_report": "evaluation.report",
+    "export": "exporting", "ExportResult": "exporting", "FlexOpsRequiredError": "exporting",
+    "TFLiteConfig": "exporting",
+    "predict_files": "cli.jobs.predict",
 }
-_SUBMODULES = ("data", "plots")
+_SUBMODULES = {"data": "data", "plots": "evaluation.plots"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES])
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{_SUBMODULES[name]}")
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)

@@ -2,8 +2,8 @@
 
 import keras
 
-from transfer_tf.checks import check_choice
-from transfer_tf.choices import AUGMENTATIONS
+from transfer_tf.core.checks import check_choice
+from transfer_tf.core.choices import AUGMENTATIONS
 
 
 def augmentation(preset, seed=None):

@@ -8,8 +8,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from transfer_tf.checks import check_choice, normalise_image_size
-from transfer_tf.choices import RESIZE_POLICIES
+from transfer_tf.core.checks import check_choice, normalise_image_size
+from transfer_tf.core.choices import RESIZE_POLICIES
 from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, is_image_file
 from transfer_tf.data.pipeline import decoded_images
 from transfer_tf.data.splits import skipped_report, splits_from_files, validate_split_args
@@ -26,6 +26,7 @@ def from_directory(
     augment="none",
     resize="stretch",
     cache=False,
+    exclude=None,
     verbose=True,
 ):
     """Loads labelled images from one sub-folder per class.
@@ -64,6 +65,11 @@ def from_directory(
         cache: bool or path. `True` keeps decoded images in memory after the
             first epoch; a folder keeps them in files there. Defaults to
             `False`: images are decoded as needed.
+        exclude: iterable of str, or `None`. Files to leave out, as paths
+            relative to `path` (`"cat/1.jpg"`), e.g. from
+            `exclusions.read_exclusions("audit.csv")`; they are left out
+            before the split, so the other files keep their splits, and
+            `source["excluded"]` records them. Defaults to `None`.
         verbose: bool. Whether to show progress while checking the files and
             print the class counts. Defaults to `True`.
 
@@ -96,6 +102,7 @@ def from_directory(
         d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
     )
     candidates = {name: _image_files(root / name) for name in class_names}
+    excluded = _exclude(root, candidates, exclude)
     _check_classes(root, candidates)
     skipped, good = _check_files(root, candidates, verbose)
     empty = [name for name in class_names if not good[name]]
@@ -113,10 +120,13 @@ def from_directory(
         items, class_names, image_size=image_size, resize=resize,
         validation_split=validation_split, test_split=test_split, seed=seed,
         batch_size=batch_size, augment=augment, cache=cache, skipped=skipped,
-        source={"kind": "directory", "path": str(root.resolve())},
+        source={"kind": "directory", "path": str(root.resolve()), **excluded},
     )
     if verbose:
         print(f"Found {len(items)} images in {len(class_names)} classes in {root}.")
+        if exclude is not None:
+            print(f"Left out {len(excluded['excluded'])} file(s) named by the exclusion list "
+                  f"({excluded['exclusions_not_found']} of its paths are not in {root}).")
         print(splits.summary())
     return splits
 
@@ -141,6 +151,22 @@ def _image_files(folder):
             if not n.startswith(".") and is_image_file(n)
         )
     return files
+
+
+def _exclude(root, candidates, exclude):
+    """Drops the excluded files from `candidates` in place; returns what `source` records of them."""
+    if exclude is None:
+        return {}
+    if isinstance(exclude, (str, os.PathLike)):
+        raise TypeError("exclude takes the paths to leave out (e.g. read_exclusions('audit.csv')), not a file. "
+                        f"Received: exclude={str(exclude)!r}")
+    wanted = {str(p).replace("\\", "/") for p in exclude}
+    left_out = []
+    for name, files in candidates.items():
+        relative = [(f, f.relative_to(root).as_posix()) for f in files]
+        left_out += [r for _, r in relative if r in wanted]
+        candidates[name] = [f for f, r in relative if r not in wanted]
+    return {"excluded": sorted(left_out), "exclusions_not_found": len(wanted) - len(left_out)}
 
 
 def _check_classes(root, candidates):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer_tf.checks import check_choice, check_int
-from transfer_tf.choices import AUGMENTATIONS, RESIZE_POLICIES
+from transfer_tf.core.checks import check_choice, check_int
+from transfer_tf.core.choices import AUGMENTATIONS, RESIZE_POLICIES
 from transfer_tf.data.augment import augmentation
 from transfer_tf.data.labels import balanced_class_weight, class_counts
 from transfer_tf.data.pipeline import array_dataset, file_dataset
@@ -114,15 +114,9 @@ def splits_from_files(
     aug = augmentation(augment, seed)
 
     def dataset(split):
-        if not grouped[split]:
-            return None
-        paths, labels = zip(*grouped[split])
-        return file_dataset(
-            list(paths), np.asarray(labels, dtype=np.int32), image_size=image_size,
-            resize=resize, batch_size=batch_size, shuffle=split == "train", seed=seed,
-            augmentation=aug if split == "train" else None,
-            cache=split_cache(cache, split),
-        )
+        return items_dataset(grouped[split], image_size=image_size, resize=resize, batch_size=batch_size,
+                             shuffle=split == "train", seed=seed, augmentation=aug if split == "train" else None,
+                             cache=split_cache(cache, split))
 
     return ImageSplits(
         class_names=list(class_names), train=dataset("train"),
@@ -174,17 +168,23 @@ def all_held_out(splits):
     re-reads it the same way (see `run_data.run_splits`).
     """
     files = [item for split in SPLITS for item in splits.files[split]]
-    paths, labels = zip(*files)
-    validation = file_dataset(
-        list(paths), np.asarray(labels, np.int32), image_size=splits.image_size,
-        resize=splits.source.get("resize", "stretch"), batch_size=splits.batch_size, shuffle=False,
-        seed=0, augmentation=None)
+    validation = items_dataset(files, image_size=splits.image_size, resize=splits.source.get("resize", "stretch"),
+                               batch_size=splits.batch_size, shuffle=False, seed=0, augmentation=None)
     empty = [0] * len(splits.class_names)
     return dataclasses.replace(
         splits, train=None, validation=validation, test=None,
-        counts={"train": empty, "validation": class_counts(list(labels), len(splits.class_names)),
+        counts={"train": empty, "validation": class_counts([label for _, label in files], len(splits.class_names)),
                 "test": empty},
         files={"train": [], "validation": files, "test": []}, source={**splits.source, "held_out": True})
+
+
+def items_dataset(items, *, image_size, resize, batch_size, shuffle, seed, augmentation, cache=False):
+    """A batched dataset of `(path, label)` items, or `None` for no items."""
+    if not items:
+        return None
+    paths, labels = zip(*items)
+    return file_dataset(list(paths), np.asarray(labels, np.int32), image_size=image_size, resize=resize,
+                        batch_size=batch_size, shuffle=shuffle, seed=seed, augmentation=augmentation, cache=cache)
 
 
 def split_cache(cache, split):

@@ -1,6 +1,10 @@
 """Export for deployment: SavedModel, TFLite with metadata, parity checks.
 
 `export` writes the bundle; `TFLiteConfig` names a TFLite precision.
+
+Imports: every layer below it: `core`, `backbones`, `data`, `model`,
+`training`, `methods`, `auditing`,
+`evaluation`.
 """
 
 from transfer_tf.exporting.bundle import ExportResult, export

@@ -12,7 +12,7 @@ from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
 from transfer_tf.exporting.tflite import convert, flex_ops, operators
-from transfer_tf.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
+from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
 SAVED_MODEL_DIR = "saved_model"
 

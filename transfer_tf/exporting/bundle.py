@@ -5,22 +5,25 @@ import json
 import time
 from pathlib import Path
 
-from transfer_tf.checks import check_int
+from transfer_tf.core.checks import check_int
+from transfer_tf.core.integrity import checksum, write_checksums
+from transfer_tf.core.staging import staged_folder
 from transfer_tf.exporting.artefacts import (
-    SAVED_MODEL_DIR, KerasArtefact, SavedModelArtefact, TFLiteArtefact,
+    SAVED_MODEL_DIR,
+    KerasArtefact,
+    SavedModelArtefact,
+    TFLiteArtefact,
 )
 from transfer_tf.exporting.held_out import held_out_and_calibration
 from transfer_tf.exporting.parity import batched_scores, compare, format_parity, median_ms
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, serving_model
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
-from transfer_tf.integrity import checksum, write_checksums
-from transfer_tf.classical import EstimatorClassifier
-from transfer_tf.model import ImageClassifier
-from transfer_tf.runs import load
-from transfer_tf.precision import float32_copy
-from transfer_tf.run_data import run_metrics, run_splits
-from transfer_tf.saving import package_versions
-from transfer_tf.staging import staged_folder
+from transfer_tf.methods.estimator_classifier import EstimatorClassifier
+from transfer_tf.methods.loading import load
+from transfer_tf.model.classifier import ImageClassifier
+from transfer_tf.model.precision import float32_copy
+from transfer_tf.model.run_data import run_metrics, run_splits
+from transfer_tf.model.saving import package_versions
 
 EXPORT_DIR = "export"
 MODEL_CARD_FILE = "model_card.json"

@@ -14,7 +14,7 @@ import zipfile
 import flatbuffers
 import numpy as np
 
-from transfer_tf.saving import LABELS_FILE, labels_text
+from transfer_tf.model.saving import LABELS_FILE, labels_text
 
 METADATA_BUFFER_NAME = "TFLITE_METADATA"
 MIN_PARSER_VERSION = "1.0.0"

@@ -5,8 +5,8 @@ import re
 
 import numpy as np
 
-from transfer_tf.checks import check_int
-from transfer_tf.choices import PRECISIONS
+from transfer_tf.core.checks import check_int
+from transfer_tf.core.choices import PRECISIONS
 
 DEFAULT_CALIBRATION_IMAGES = 300
 

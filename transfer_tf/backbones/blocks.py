@@ -1,0 +1,107 @@
+"""A backbone's blocks: naming groups of its layers, finding them in a built base, and cutting the base between them.
+
+A block is a resolution stage of the network (VGG16 `block1`..`block5`,
+ResNet50 `conv1`..`conv5`), so "unfreeze the top N blocks" means the same
+thing for every backbone: the last N stages, the ones closest to the output.
+"""
+
+import dataclasses
+import re
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A named group of consecutive layers of a backbone.
+
+    A block ends at the last layer whose name fully matches `ends_at`, or
+    just before the first layer whose name fully matches `ends_before` (for
+    backbones whose stage outputs have automatically generated names, such as
+    Xception's residual `add` layers). The last block of a backbone sets
+    neither: it ends at the backbone's output.
+
+    Args:
+        name: str. The block's name, e.g. `"block5"`.
+        ends_at: str or `None`. Regular expression for the block's last layer.
+        ends_before: str or `None`. Regular expression for the first layer of
+            the next block.
+    """
+
+    name: str
+    ends_at: str | None = None
+    ends_before: str | None = None
+
+
+def block_layers(base, spec):
+    """Groups the layers of a built base into the blocks of its record.
+
+    Layers are taken in the order of `base.layers` (topological order), so a
+    block is a contiguous run of layers and its last layer is the block's
+    output.
+
+    Args:
+        base: `keras.Model`. A base built from `spec`.
+        spec: `BackboneSpec`.
+
+    Returns:
+        A dict from block name to the list of its layers, input to output.
+
+    Raises:
+        ValueError: if a block's boundary layer is not found in `base` (the
+            record does not fit the model).
+    """
+    layers = base.layers
+    names = [layer.name for layer in layers]
+    groups = {}
+    start = 0
+    for block in spec.blocks:
+        if block.ends_at is not None:
+            matches = [i for i, n in enumerate(names) if re.fullmatch(block.ends_at, n)]
+            end = matches[-1] + 1 if matches else None
+        elif block.ends_before is not None:
+            matches = [i for i, n in enumerate(names) if re.fullmatch(block.ends_before, n)]
+            end = matches[0] if matches else None
+        else:
+            end = len(layers)
+        if end is None or end <= start:
+            raise ValueError(
+                f"Block {block.name!r} of backbone {spec.name!r} has no boundary "
+                f"layer in this model (pattern {block.ends_at or block.ends_before!r})."
+            )
+        groups[block.name] = layers[start:end]
+        start = end
+    return groups
+
+
+def split_base(base, spec, first_top_block):
+    """Splits a base into a bottom and a top model at a block boundary.
+
+    `top(bottom(x))` computes `base(x)`. With the top blocks unfrozen and the
+    rest frozen, the bottom's output is fixed for fixed inputs, which is what
+    makes caching it possible.
+
+    Args:
+        base: `keras.Model`. A base built from `spec`.
+        spec: `BackboneSpec`.
+        first_top_block: str. The first block of the top model (not the
+            first block of the backbone).
+
+    Returns:
+        A tuple `(bottom, top)` of `keras.Model`.
+
+    Raises:
+        ValueError: if `first_top_block` is not a block of `spec` after its
+            first one.
+    """
+    groups = block_layers(base, spec)
+    names = list(groups)
+    if first_top_block not in names[1:]:
+        raise ValueError(
+            f"first_top_block must be one of {names[1:]}. "
+            f"Received: first_top_block={first_top_block!r}"
+        )
+    boundary = groups[first_top_block][0].input
+    bottom = keras.Model(base.input, boundary, name=f"{base.name}_bottom")
+    top = keras.Model(boundary, base.output, name=f"{base.name}_top")
+    return bottom, top
