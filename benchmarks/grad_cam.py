@@ -8,10 +8,11 @@ on the base's last feature map (the default) and on the block below it;
 the figure is the share of those maps whose peak falls inside the shape's
 bounding box (a few pixels of margin).
 
-EfficientNet-Lite0 starts from its ImageNet weights (offline); ResNet50 and
-VGG16 cannot download theirs here, so they start from random weights and
-train their top blocks (stated in the output). With internet, pass
-`--weights imagenet`.
+EfficientNet-Lite0 starts from its ImageNet weights (offline) and is
+fine-tuned in two phases. ResNet50 and VGG16 cannot download theirs here, so
+they start from random weights and every layer trains (`train_from_scratch`:
+a frozen random base learns nothing); the output says which. With internet,
+pass `--weights imagenet`.
 
     python benchmarks/grad_cam.py
     python benchmarks/grad_cam.py --backbones efficientnet_lite0 --seeds 0 1 2
@@ -79,9 +80,13 @@ def run_one(backbone, weights, args, seed):
     clf = ttf.ImageClassifier.from_backbone(backbone, class_names=list(SHAPES), image_size=args.image_size,
                                             weights=weights, seed=seed)
     tick = time.perf_counter()
-    ttf.fine_tune(clf, train[:2], validation[:2], head_epochs=args.head_epochs,
-                  fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks, seed=seed,
-                  verbose=0)
+    if weights is None:  # a frozen random base learns nothing: every layer trains
+        ttf.train_from_scratch(clf, train[:2], validation[:2], epochs=args.scratch_epochs,
+                               learning_rate=args.scratch_lr, seed=seed, verbose=0)
+    else:
+        ttf.fine_tune(clf, train[:2], validation[:2], head_epochs=args.head_epochs,
+                      fine_tune_epochs=args.fine_tune_epochs, unfreeze_blocks=args.unfreeze_blocks, seed=seed,
+                      verbose=0)
     seconds = time.perf_counter() - tick
     predicted = clf.predict(test[0], verbose=0).argmax(axis=1)
     correct = predicted == test[1]
@@ -133,6 +138,8 @@ def main(argv=None):
     parser.add_argument("--head-epochs", type=int, default=5)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
     parser.add_argument("--unfreeze-blocks", type=int, default=1)
+    parser.add_argument("--scratch-epochs", type=int, default=10, help="epochs of a random-weight base")
+    parser.add_argument("--scratch-lr", type=float, default=1e-3)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--top-losses", help="write the first model's error analysis (top losses with Grad-CAM) "
                                              "of the test images here")

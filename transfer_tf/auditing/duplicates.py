@@ -59,5 +59,5 @@ def _group_findings(readable, members, group, kind, scores, class_names):
     if len(splits) > 1:
         issues.append(("leakage", f"{copies} in the {', '.join(splits)} splits"))
     return [Finding(readable[i].relative, issue, scores[i], group=group, label=class_names[readable[i].label],
-                    detail=f"{detail}; split {readable[i].split or 'none'}", index=i)
+                    detail=detail, index=i, split=readable[i].split or "")
             for issue, detail in issues for i in members]

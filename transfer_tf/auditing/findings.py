@@ -26,6 +26,7 @@ class Finding:
         detail: str. In words, for people (not in `audit.csv`).
         index: int or `None`. The file's position among the readable files
             (for its thumbnail).
+        split: str. The file's split where it matters (leakage), else empty.
     """
 
     path: str
@@ -36,6 +37,7 @@ class Finding:
     suggested_label: str = ""
     detail: str = ""
     index: object = None
+    split: str = ""
 
     def __post_init__(self):
         if self.issue not in AUDIT_ISSUES:

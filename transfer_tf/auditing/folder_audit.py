@@ -24,6 +24,7 @@ from transfer_tf.backbones.registry import get_backbone
 from transfer_tf.core.checks import check_choice, check_int, check_number, normalise_image_size
 from transfer_tf.core.choices import RESIZE_POLICIES
 from transfer_tf.data.exclusions import AUDIT_ISSUES
+from transfer_tf.data.split import validate_fractions
 from transfer_tf.methods.loading import load
 from transfer_tf.model.classifier import ImageClassifier
 
@@ -141,7 +142,9 @@ def audit(path, *, out=None, backbone=DEFAULT_BACKBONE, weights="imagenet", run=
     check_choice("resize", resize, RESIZE_POLICIES)
     check_int("folds", folds, minimum=2)
     check_int("batch_size", batch_size, minimum=1)
-    check_number("near_duplicate_threshold", near_duplicate_threshold, at_least=0, below=1.0000001)
+    check_number("near_duplicate_threshold", near_duplicate_threshold, above=0, below=1)
+    check_int("seed", seed)
+    validate_fractions(validation_split, test_split)
     started = time.perf_counter()
     layout = scan_folder(path, validation_split=validation_split, test_split=test_split, seed=seed)
     classifier = _feature_classifier(run, backbone, weights, image_size, len(layout.class_names))

@@ -65,8 +65,8 @@ def _issue_section(result, issue):
 
 
 def _figure(result, finding):
-    caption = f"{finding.path} [{finding.label}" + (f" -> {finding.suggested_label}]" if finding.suggested_label
-                                                     else "]")
+    where = ", ".join(filter(None, [finding.label, finding.split and f"{finding.split} split"]))
+    caption = f"{finding.path} [{where}" + (f" -> {finding.suggested_label}]" if finding.suggested_label else "]")
     if finding.index is None:
         return f"<figure><div>(no image)</div><figcaption>{html.escape(caption)}</figcaption></figure>"
     return html.thumbnail(html.array_data_uri(result.thumbnails[finding.index]), caption)
