@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from transfer_tf.data.images import is_image_file, resize_image, to_rgb
+from transfer_tf.data.directory import visible_files
+from transfer_tf.data.images import DECODE_ERRORS, is_image_file, resize_image, to_rgb
 from transfer_tf.data.split import assign_split
 
 SPLIT_FOLDERS = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
@@ -93,7 +94,7 @@ def scan_folder(root, *, validation_split=0.2, test_split=0.0, seed=0):
                          f"named after it (e.g. {root}/cat/1.jpg), or in train/CLASS/, validation/CLASS/.")
     files, ignored = [], []
     for split, folder in groups:
-        for path in _all_files(folder):
+        for path in visible_files(folder):
             relative = path.relative_to(root).as_posix()
             inside = path.relative_to(folder).parts
             label = class_names.index(inside[0]) if len(inside) > 1 else None
@@ -160,7 +161,7 @@ def read_one(record, image_size, resize):
             if not image.width or not image.height:
                 raise ValueError("image has no pixels")
             rgb = to_rgb(ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         record.problem = f"not a decodable image ({type(error).__name__}: {error})"
         return None, None, None
     small = rgb.copy()
@@ -186,9 +187,3 @@ def signature(image):
 
 def _visible_dirs(folder):
     return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
-
-
-def _all_files(folder):
-    for directory, subdirs, names in os.walk(folder, followlinks=True):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        yield from (Path(directory) / name for name in sorted(names) if not name.startswith("."))

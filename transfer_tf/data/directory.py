@@ -143,14 +143,14 @@ def list_images(paths):
 
 
 def _image_files(folder):
-    files = []
+    return [path for path in visible_files(folder) if is_image_file(path.name)]
+
+
+def visible_files(folder):
+    """Every file under `folder` whose name and folders do not start with a dot, sorted, links followed."""
     for directory, subdirs, names in os.walk(folder, followlinks=True):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        files.extend(
-            Path(directory) / n for n in sorted(names)
-            if not n.startswith(".") and is_image_file(n)
-        )
-    return files
+        yield from (Path(directory) / name for name in sorted(names) if not name.startswith("."))
 
 
 def _exclude(root, candidates, exclude):

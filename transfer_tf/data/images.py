@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# What Pillow raises for a file that is not a decodable image (truncated, garbage, a decompression bomb).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 def is_image_file(path):
     """Whether a path has an image extension (case-insensitive)."""
@@ -26,7 +28,7 @@ def check_image(path):
             image.load()
             if image.width == 0 or image.height == 0:
                 return "image has no pixels"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except DECODE_ERRORS as error:
         return f"not a decodable image ({type(error).__name__}: {error})"
     return None
 
