@@ -86,10 +86,7 @@ class Audit:
         """Writes `audit.csv`, `audit.json` and `report.html` to `out`; returns their paths by name."""
         from transfer_tf.auditing.page import write_audit_page
 
-        out = Path(out)
-        if out.resolve().is_relative_to(self.root.resolve()):
-            raise ValueError(f"The audit never writes into the audited folder. Choose an --out outside "
-                             f"{self.root}. Received: out={str(out)!r}")
+        out = _outside(out, self.root)
         return {"csv": findings_files.write_csv(out / CSV_FILE, self.findings),
                 "json": findings_files.write_json(out / JSON_FILE, self.to_dict()),
                 "page": write_audit_page(self, out / PAGE_FILE)}
@@ -145,6 +142,8 @@ def audit(path, *, out=None, backbone=DEFAULT_BACKBONE, weights="imagenet", run=
     check_number("near_duplicate_threshold", near_duplicate_threshold, above=0, below=1)
     check_int("seed", seed)
     validate_fractions(validation_split, test_split)
+    if out is not None:
+        _outside(out, path)
     started = time.perf_counter()
     layout = scan_folder(path, validation_split=validation_split, test_split=test_split, seed=seed)
     classifier = _feature_classifier(run, backbone, weights, image_size, len(layout.class_names))
@@ -175,6 +174,15 @@ def audit(path, *, out=None, backbone=DEFAULT_BACKBONE, weights="imagenet", run=
         if written:
             print(f"Open {written['page']} in a browser; the findings are in {written['csv']}.")
     return result
+
+
+def _outside(out, root):
+    """`out` as a `Path`, refused when it lies inside the audited folder."""
+    out = Path(out)
+    if out.resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"The audit never writes into the audited folder. Choose an --out outside "
+                         f"{root}. Received: out={str(out)!r}")
+    return out
 
 
 def _feature_classifier(run, backbone, weights, image_size, num_classes):
