@@ -2,8 +2,6 @@
 
 import csv
 import dataclasses
-import json
-from pathlib import Path
 
 from transfer_tf.core.integrity import write_atomically
 from transfer_tf.data.exclusions import AUDIT_COLUMNS, AUDIT_ISSUES
@@ -64,8 +62,6 @@ def write_csv(path, findings):
     return write_atomically(path, write)
 
 
-def write_json(path, summary):
-    return write_atomically(path, lambda partial: Path(partial).write_text(json.dumps(summary, indent=2) + "\n"))
 
 
 def _group_key(group):

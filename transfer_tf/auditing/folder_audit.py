@@ -23,6 +23,7 @@ from transfer_tf.auditing.scan import CHUNK, read_files, scan_folder
 from transfer_tf.backbones.registry import get_backbone
 from transfer_tf.core.checks import check_choice, check_int, check_number, normalise_image_size
 from transfer_tf.core.choices import RESIZE_POLICIES
+from transfer_tf.core.integrity import write_json_atomically
 from transfer_tf.data.exclusions import AUDIT_ISSUES
 from transfer_tf.data.split import validate_fractions
 from transfer_tf.methods.loading import load
@@ -88,7 +89,7 @@ class Audit:
 
         out = _outside(out, self.root)
         return {"csv": findings_files.write_csv(out / CSV_FILE, self.findings),
-                "json": findings_files.write_json(out / JSON_FILE, self.to_dict()),
+                "json": write_json_atomically(out / JSON_FILE, self.to_dict()),
                 "page": write_audit_page(self, out / PAGE_FILE)}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from transfer_tf.data.directory import visible_files
+from transfer_tf.data.directory import visible_dirs, visible_files
 from transfer_tf.data.images import DECODE_ERRORS, is_image_file, resize_image, to_rgb
 from transfer_tf.data.split import assign_split
 
@@ -85,10 +85,10 @@ def scan_folder(root, *, validation_split=0.2, test_split=0.0, seed=0):
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is a file, not a folder"
         raise FileNotFoundError(f"The image folder {root} {what}. Received: path={str(root)!r}")
-    top = _visible_dirs(root)
+    top = visible_dirs(root)
     pre_split = bool(top) and all(d.name.lower() in SPLIT_FOLDERS for d in top)
     groups = [(SPLIT_FOLDERS[d.name.lower()], d) for d in top] if pre_split else [(None, root)]
-    class_names = sorted({c.name for _, folder in groups for c in _visible_dirs(folder)})
+    class_names = sorted({c.name for _, folder in groups for c in visible_dirs(folder)})
     if not class_names:
         raise ValueError(f"{root} holds no class folders: put the images of each class in a sub-folder "
                          f"named after it (e.g. {root}/cat/1.jpg), or in train/CLASS/, validation/CLASS/.")
@@ -183,7 +183,3 @@ def signature(image):
     gray -= gray.mean()
     norm = np.linalg.norm(gray)
     return gray / norm if norm > 1e-3 else np.zeros_like(gray)
-
-
-def _visible_dirs(folder):
-    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)

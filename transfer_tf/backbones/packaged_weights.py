@@ -25,7 +25,7 @@ from transfer_tf.backbones.efficientnet_lite import LITE_VARIANTS, block_prefixe
 from transfer_tf.backbones.torch_checkpoint import read_state_dict
 from transfer_tf.core.cache_dirs import keras_cache_dir
 from transfer_tf.core.errors import WeightsNotAvailableError
-from transfer_tf.core.integrity import damage, fingerprint, folder_lock, write_atomically
+from transfer_tf.core.integrity import damage, fingerprint, folder_lock, write_atomically, write_json_atomically
 from transfer_tf.core.seeding import preserved_random_state
 
 _MODULES = {
@@ -138,7 +138,7 @@ class PackagedWeights:
         with preserved_random_state():  # a seeded job trains alike whether it converted or not
             convert_checkpoint(self.variant, source, files[True], files[False])
         record = {path.name: fingerprint(path) for path in files.values()}
-        write_atomically(manifest, lambda path: path.write_text(json.dumps(record, indent=2) + "\n"))
+        write_json_atomically(manifest, record)
 
 
 def _converted_damage(files, manifest):

@@ -11,7 +11,7 @@ import html
 import io
 from pathlib import Path
 
-from transfer_tf.core.integrity import write_atomically
+from transfer_tf.core.integrity import write_text_atomically
 
 THUMBNAIL_SIZE = 96
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -100,5 +100,4 @@ def page(title, sections):
 
 def write_page(path, title, sections):
     """Writes `page(title, sections)` to `path` atomically; returns the path."""
-    text = page(title, sections)
-    return write_atomically(path, lambda partial: Path(partial).write_text(text, encoding="utf-8"))
+    return write_text_atomically(path, page(title, sections))

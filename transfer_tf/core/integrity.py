@@ -17,6 +17,7 @@ dependency, and an app team checks an export with `sha256sum -c SHA256SUMS`.
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -109,6 +110,16 @@ def write_atomically(path, write, *, suffix=".partial"):
         if os.path.exists(partial):
             os.remove(partial)
     return path
+
+
+def write_text_atomically(path, text):
+    """Writes `text` (UTF-8) to `path` through `write_atomically`; returns the path."""
+    return write_atomically(path, lambda partial: Path(partial).write_text(text, encoding="utf-8"))
+
+
+def write_json_atomically(path, data):
+    """Writes `data` as indented JSON to `path` through `write_atomically`; returns the path."""
+    return write_text_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 @contextlib.contextmanager

@@ -98,9 +98,7 @@ def from_directory(
             f"The image folder {root} {what}. Pass a folder with one sub-folder of "
             f"images per class. Received: path={str(path)!r}"
         )
-    class_names = sorted(
-        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-    )
+    class_names = [d.name for d in visible_dirs(root)]
     candidates = {name: _image_files(root / name) for name in class_names}
     excluded = _exclude(root, candidates, exclude)
     _check_classes(root, candidates)
@@ -144,6 +142,12 @@ def list_images(paths):
 
 def _image_files(folder):
     return [path for path in visible_files(folder) if is_image_file(path.name)]
+
+
+def visible_dirs(folder):
+    """The folders directly in `folder` whose names do not start with a dot, sorted by name."""
+    return sorted((d for d in Path(folder).iterdir() if d.is_dir() and not d.name.startswith(".")),
+                  key=lambda d: d.name)
 
 
 def visible_files(folder):

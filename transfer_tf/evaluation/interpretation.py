@@ -9,10 +9,10 @@ matrix. Images are decoded again only for what is shown.
 
 import csv
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
+from transfer_tf.core.integrity import write_atomically
 from transfer_tf.data.images import read_image
 from transfer_tf.data.splits import ImageSplits
 from transfer_tf.evaluation.predictions import predict_dataset
@@ -101,17 +101,16 @@ class Interpretation:
 
     def write_csv(self, path):
         """Writes `rows()` as a CSV file, highest loss first; returns its path."""
-        path = Path(path)
         rows = self.rows()
         rows = [rows[i] for i in np.argsort(-self.losses, kind="stable")]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["image"])
-            writer.writeheader()
-            writer.writerows(rows)
-        partial.replace(path)
-        return path
+
+        def write(partial):
+            with open(partial, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["image"])
+                writer.writeheader()
+                writer.writerows(rows)
+
+        return write_atomically(path, write)
 
 
 def interpret(classifier, data, *, split="validation", batch_size=32):

@@ -1,12 +1,12 @@
 """The pictures of an error analysis: the top losses beside their Grad-CAM, and the most-confused pairs."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from transfer_tf.core.figures import DPI, finish
+from transfer_tf.core.integrity import write_json_atomically
 from transfer_tf.evaluation.grad_cam import grad_cam
 
 TOP_LOSSES = 12
@@ -87,7 +87,7 @@ def write_interpretation(classifier, interpretation, out, *, k=TOP_LOSSES):
         maps = grad_cam(classifier, images, interpretation.predicted[indices])
     written = {name: out / file for name, file in INTERPRETATION_FILES.items()}
     interpretation.write_csv(written["table"])
-    written["pairs"].write_text(json.dumps(interpretation.most_confused(), indent=2) + "\n")
+    write_json_atomically(written["pairs"], interpretation.most_confused())
     plot_top_losses(interpretation, k=k, heat_maps=maps, path=written["top_losses"])
     plot_most_confused(interpretation, path=written["most_confused"])
     return written

@@ -9,7 +9,7 @@ images, writes the plots under `RUN/plots/`, the error analysis under
 
 from pathlib import Path
 
-from transfer_tf.core.integrity import write_atomically
+from transfer_tf.core.integrity import write_text_atomically
 from transfer_tf.evaluation import plots
 from transfer_tf.evaluation.interpretation import Interpretation, file_reader
 from transfer_tf.evaluation.interpretation_plots import INTERPRETATION_FILES, write_interpretation
@@ -112,7 +112,7 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
     text = report_markdown(run, config, record, data, evaluations, plot_files)
     write_report_page(run / PAGE_FILE, f"Run report: {run.name}", report_tables(config, record, data),
                       {split: format_metrics(m) for split, m in evaluations.items()}, plot_files, analysis)
-    path = write_atomically(run / REPORT_FILE, lambda partial: partial.write_text(text))
+    path = write_text_atomically(run / REPORT_FILE, text)
     if verbose:
         print(f"Report: wrote {path} and {run / PAGE_FILE}")
     return path

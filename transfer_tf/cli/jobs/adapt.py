@@ -5,7 +5,7 @@ from pathlib import Path
 from transfer_tf.cli.jobs.common import local_copy
 from transfer_tf.core.seeding import seed_job
 from transfer_tf.core.settings_base import fill
-from transfer_tf.data.directory import from_directory, unlabelled_images
+from transfer_tf.data.directory import from_directory, unlabelled_images, visible_dirs
 from transfer_tf.data.splits import all_held_out
 from transfer_tf.evaluation.predictions import evaluate
 from transfer_tf.evaluation.report import write_report
@@ -106,7 +106,7 @@ def _check_classes(class_names, classifier, folder):
 def _labelled_folder(folder, classifier, resize):
     """The folder as labelled splits (all of it held out) if its sub-folders are the run's classes."""
     root = Path(folder)
-    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    names = [d.name for d in visible_dirs(root)]
     if names != sorted(classifier.class_names) or names != list(classifier.class_names):
         return None
     return all_held_out(from_directory(root, image_size=classifier.image_size, validation_split=0.0,
