@@ -72,6 +72,7 @@ def main():
     strategy = make_strategy(args)
     import keras
     import numpy as np
+    import tensorflow as tf
 
     import transfer_tf as ttf
     from transfer_tf.model import distribute
@@ -122,7 +123,10 @@ def main():
     np.savez(result / f"{args.name}.npz", **{f"before/{i}": w for i, w in enumerate(before)},
              **{f"after/{i}": w for i, w in enumerate(after)})
     summary.update(loss=record.history["loss"], paths=paths, bn_stats=bn_stats,
-                   trainable=[w.path for w in classifier.trainable_weights])
+                   trainable=[w.path for w in classifier.trainable_weights],
+                   predictions=classifier.predict_on_batch(x[:10]).tolist(),
+                   evaluated=ttf.evaluate(classifier, tf.data.Dataset.from_tensor_slices((x[:20], y[:20])).batch(8))[
+                       "num_images"])
     (result / f"{args.name}.json").write_text(json.dumps(summary))
     return 0
 

@@ -145,18 +145,6 @@ def test_adabn_with_the_source_as_target_leaves_the_model_as_it_is():
     ttf.adapt(plain, None, source, method="adabn", batch_size=32, verbose=0)  # plain AdaBN moves it
     assert np.abs(plain.predict(source, verbose=0) - predicted).max() > 1e-3
 
-def test_the_adapted_run_exports_like_any_other(domains, tmp_path):
-    (x, y), (tx, ty) = domains
-    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", class_names=["a", "b"], image_size=32,
-                                            weights=None)
-    ttf.adapt(clf, (x, y), tx, method="dann", head_epochs=1, fine_tune_epochs=1, unfreeze_blocks=1,
-              batch_size=16, verbose=0)
-    data = ttf.data.from_arrays(tx, ty, ["a", "b"], validation_split=0.5)
-    result = ttf.export(clf, tmp_path / "export", precisions=["float32"], data=data, latency_repeats=1,
-                        verbose=0)
-    assert result.parity[-1]["agreement"] == 1.0
-
-
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(method="mmd"), ValueError, "Received: method='mmd'"),
     (dict(method="dann", unfreeze_blocks=0), ValueError, "unfreeze_blocks >= 1"),
@@ -205,9 +193,11 @@ def test_cli_adapt_on_folders_writes_a_run_that_evaluates_and_exports(folders, m
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 12
     assert cli.main(["evaluate", str(out), str(target), "--quiet"]) == 0
-    assert cli.main(["export", str(out), "--precision", "float32", "--parity-images", "12",
+    assert cli.main(["export", str(out), "--formats", "tflite", "--precision", "float32", "--parity-images", "12",
                      "--latency-repeats", "2", "--quiet"]) == 0, capsys.readouterr().err
-    assert (out / "export" / "model_float32.tflite").is_file()
+    parity = json.loads((out / "export" / "parity.json").read_text())["rows"]
+    assert [row["file"] for row in parity] == ["model.keras", "model_float32.tflite"]
+    assert all(row["agreement"] == 1.0 for row in parity)  # each file predicts as the adapted model
 
 
 @pytest.mark.parametrize("method", ["adabn", "dann", "coral"])

@@ -65,7 +65,7 @@ def test_bundle_holds_every_artefact_and_its_record(exported, classifier):
     assert names == {
         "model.keras", "saved_model", "labels.txt", "model_card.json", "parity.json", "SHA256SUMS",
         "model_float32.tflite", "model_float16.tflite", "model_dynamic_range.tflite",
-        "model_int8.tflite", "model_int8_uint8_io.tflite",
+        "model_int8.tflite", "model_int8_uint8_io.tflite", "model.onnx", "openvino", "report.json",
     }
     assert (out / "labels.txt").read_text().splitlines() == CLASSES
     card = json.loads((out / "model_card.json").read_text())
@@ -76,7 +76,7 @@ def test_bundle_holds_every_artefact_and_its_record(exported, classifier):
     ]
     parity = json.loads((out / "parity.json").read_text())
     assert [r["artefact"] for r in parity["rows"]] == [
-        "keras", "saved_model", "float32", "float16", "dynamic_range", "int8", "int8_uint8_io",
+        "keras", "saved_model", "float32", "float16", "dynamic_range", "int8", "int8_uint8_io", "onnx", "openvino",
     ]
     for row in parity["rows"]:
         assert row["size_bytes"] == card["files"][row["file"]] > 0
@@ -218,12 +218,26 @@ def test_flex_ops_when_allowed_are_listed_and_marked_unchecked(tmp_path, capsys)
     images, labels = separable_data(20, SIZE, 2)
     data = ttf.data.from_arrays(images, labels, ["a", "b"], image_size=SIZE, validation_split=0.5)
     result = ttf.export(_classifier_needing_flex_ops(), tmp_path / "flex", precisions=["float32"],
-                        data=data, allow_flex_ops=True, latency_repeats=1)
+                        formats=["saved_model", "tflite"], data=data, allow_flex_ops=True, latency_repeats=1)
     assert result.model_card["quantization"][0]["flex_ops"] == ["FlexMatrixInverse"]
     row = result.parity[-1]
     assert row["artefact"] == "float32" and row["agreement"] is None and row["size_bytes"] > 0
     printed = capsys.readouterr().out
     assert "uses Flex ops ['FlexMatrixInverse']" in printed and "not run: needs Flex ops" in printed
+
+
+def test_an_onnx_file_that_cannot_run_is_skipped_with_a_reason_or_refused_when_asked_for(tmp_path, capsys):
+    images, labels = separable_data(20, SIZE, 2)
+    data = ttf.data.from_arrays(images, labels, ["a", "b"], image_size=SIZE, validation_split=0.5)
+    needs_inverse = _classifier_needing_flex_ops()  # onnxruntime has no MatrixInverse kernel
+    with pytest.raises(ValueError, match=r"onnx: not made.*MatrixInverse.*Received: formats=\['onnx'\]"):
+        ttf.export(needs_inverse, tmp_path / "asked", formats=["onnx"], data=data, verbose=0)
+    assert not (tmp_path / "asked").exists()
+    result = ttf.export(needs_inverse, tmp_path / "default", formats=None, precisions=["float32"], data=data,
+                        allow_flex_ops=True, latency_repeats=1, verbose=0)
+    assert any(line.startswith("onnx: not made") for line in result.skipped)
+    assert not (tmp_path / "default" / "model.onnx").exists() and "onnx" not in result.files
+    assert "onnx" not in {row["artefact"] for row in result.parity}
 
 
 def test_a_failed_re_export_keeps_the_previous_export(tmp_path, exported):

@@ -74,3 +74,12 @@ def test_get_config_from_config_round_trip():
     rebuilt.set_weights(clf.get_weights())
     images = random_images(3, 32)
     np.testing.assert_array_equal(np.asarray(rebuilt(images)), np.asarray(clf(images)))
+
+
+def test_predict_on_batch_is_the_eager_call_traced_once():
+    clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=3, image_size=32, weights=None)
+    images = random_images(6, 32)
+    np.testing.assert_array_equal(clf.predict_on_batch(images), keras.ops.convert_to_numpy(clf(images)))
+    assert clf.predict_on_batch(images[:2]).shape == (2, 3)  # a last, shorter batch
+    assert clf.predict_on_batch(images[:5]).shape == (5, 3)
+    assert clf._inference.experimental_get_tracing_count() <= 2  # not once per batch size

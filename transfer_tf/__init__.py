@@ -33,6 +33,7 @@ _PUBLIC = {
     "ImageClassifier": "model.classifier",
     "all_layers": "model.freezing", "is_batchnorm": "model.freezing",
     "build_head": "model.head",
+    "TemperatureScaling": "model.temperature",
     "float32_copy": "model.precision",
     "FineTuneResult": "model.records", "PhaseResult": "model.records",
     "save": "model.saving",
@@ -48,6 +49,7 @@ _PUBLIC = {
     "load": "methods.loading",
     "pretrain": "methods.pretraining", "PretrainResult": "methods.pretraining",
     "Audit": "auditing.folder_audit", "audit": "auditing.folder_audit",
+    "calibrate": "evaluation.calibration", "CalibrationResult": "evaluation.calibration",
     "compare": "evaluation.comparison", "ComparisonResult": "evaluation.comparison",
     "classification_metrics": "evaluation.metrics",
     "grad_cam": "evaluation.grad_cam",
@@ -56,7 +58,7 @@ _PUBLIC = {
     "Predictions": "evaluation.predictions",
     "write_report": "evaluation.report",
     "export": "exporting", "ExportResult": "exporting", "FlexOpsRequiredError": "exporting",
-    "TFLiteConfig": "exporting",
+    "TFLiteConfig": "exporting", "bench": "exporting", "Bench": "exporting",
     "predict_files": "cli.jobs.predict",
 }
 _SUBMODULES = {"data": "data", "plots": "evaluation.plots"}

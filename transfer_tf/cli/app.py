@@ -10,7 +10,8 @@
     transfer-tf interpret RUN DATA_DIR --out saved_models/flowers/interpretation
     transfer-tf audit DATA_DIR --out saved_models/flowers-audit
     transfer-tf predict RUN IMAGE_OR_DIR... --top-k 3
-    transfer-tf export RUN --precision float32 int8
+    transfer-tf export RUN --formats saved_model,tflite,onnx --max-accuracy-drop 1
+    transfer-tf bench RUN
     transfer-tf demo
 
 Each command is a module of `cli/commands` (its arguments and the call of
@@ -32,6 +33,7 @@ from transfer_tf.cli.commands import (
     adapt,
     audit,
     backbones,
+    bench,
     compare,
     demo,
     evaluate,
@@ -51,7 +53,7 @@ PROG = "transfer-tf"
 COMMANDS = {
     "backbones": backbones, "train": train, "compare": compare, "adapt": adapt, "pretrain": pretrain,
     "lr-find": lr_find, "evaluate": evaluate, "interpret": interpret, "audit": audit, "predict": predict,
-    "export": export,
+    "export": export, "bench": bench,
     "demo": demo,
 }
 

@@ -36,6 +36,7 @@ from transfer_tf.data.solar_cells import ELPV_LICENCE, elpv_arrays
 from transfer_tf.data.split import stratified_sample
 from transfer_tf.evaluation.predictions import evaluate
 from transfer_tf.exporting import export
+from transfer_tf.exporting.tflite import PRECISIONS
 from transfer_tf.model.classifier import ImageClassifier
 from transfer_tf.model.saving import package_versions
 from transfer_tf.training.scratch import train_from_scratch
@@ -183,8 +184,8 @@ def digit_domains(images, labels, *, target_per_class, seed):
     )
 
 
-def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PARITY_IMAGES, seed=0,
-             verbose=1):
+def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PARITY_IMAGES,
+             precisions=PRECISIONS, seed=0, verbose=1):
     """Runs a demo scenario and saves the fine-tuned model, its export and the results.
 
     Args:
@@ -194,6 +195,8 @@ def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PA
             `"saved_models/demo"`.
         parity_images: int. Held-out images that check the exported files.
             Defaults to `1000`.
+        precisions: sequence of TFLite precision names or `TFLiteConfig`s
+            the fine-tuned model is exported at. Defaults to all four.
         seed: int. Seeds the choice of labelled images and every model.
             Defaults to `0`.
         verbose: int. 0 prints nothing, 1 progress bars, 2 one line per
@@ -265,7 +268,7 @@ def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PA
     tick = time.perf_counter()
     exported = export(
         transfer, out / "export", data=dataclasses.replace(target, validation=None, test=test.train),
-        name=f"transfer_tf demo: {config.name}", num_parity_images=checked, overwrite=True,
+        name=f"transfer_tf demo: {config.name}", num_parity_images=checked, precisions=precisions, overwrite=True,
         verbose=bool(verbose),
     )
     timings["export"] = time.perf_counter() - tick

@@ -13,6 +13,8 @@ RESIZE_POLICIES = ("stretch", "crop", "pad")
 FEATURE_CACHE_MODES = ("auto", "memory", "off")
 CLASS_WEIGHTS = ("balanced",)
 PRECISIONS = ("float32", "float16", "dynamic_range", "int8")
+# The files `export` can write beside model.keras; onnx and openvino need the extras of their names.
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx", "openvino")
 # "dense": the head fine_tune trains; the others: a scikit-learn estimator on the frozen features.
 HEADS = ("dense", "logistic", "linear_svm", "rbf_svm", "knn")
 PRETRAINING_METHODS = ("autoencoder", "masked")

@@ -17,6 +17,12 @@ def training_data(classifier, train_data, validation_data, batch_size, seed):
     return train, validation
 
 
+def evaluation_data(classifier, data, argument):
+    """A dataset or a tuple of arrays as a batched dataset in its own order, checked against the classifier."""
+    batch_size = None if isinstance(data, tf.data.Dataset) else DEFAULT_BATCH_SIZE
+    return _as_dataset(data, classifier, batch_size, argument, shuffle=False, seed=0)
+
+
 def batch_size_for(data, batch_size):
     """The batch size that applies to `data`: `batch_size` for arrays, `None` for a dataset (it
     comes batched)."""

@@ -1,4 +1,4 @@
-"""Plots of a run: training curves, confusion matrix, mistakes, class counts.
+"""Plots of a run: training curves, confusion matrix, mistakes, class counts, reliability.
 
 Each function returns a matplotlib `Figure` (a notebook shows it inline) and,
 given `path`, also writes it as a PNG of `figure size x DPI` pixels. Figures
@@ -231,4 +231,38 @@ def plot_validation_curves(curves, *, boundaries=None, path=None):
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend()
+    return finish(figure, path)
+
+
+def plot_reliability(result, *, path=None):
+    """Reliability diagrams before and after temperature scaling (`calibrate`'s result).
+
+    Each bar is a bin of confidence: its height the accuracy of the images
+    in it; the diagonal is perfect calibration. The titles give the
+    expected calibration error.
+
+    Args:
+        result: `CalibrationResult`.
+        path: str, path or `None`. Where to write the PNG. Defaults to
+            `None`.
+
+    Returns:
+        matplotlib `Figure`, 800 x 400 pixels.
+    """
+    figure = Figure(figsize=DISTRIBUTION_SIZE, dpi=DPI, layout="constrained")
+    panels = figure.subplots(1, 2, sharey=True)
+    for ax, table, title in zip(panels, (result.reliability_before, result.reliability_after),
+                                (f"before: ECE {result.ece_before:.3f}",
+                                 f"after, T = {result.temperature:.2f}: ECE {result.ece_after:.3f}")):
+        bins = len(table["count"])
+        edges = np.arange(bins) / bins
+        accuracy = [0.0 if a is None else a for a in table["accuracy"]]
+        ax.bar(edges, accuracy, width=1 / bins, align="edge", edgecolor="black", alpha=0.7, label="accuracy")
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(title)
+    panels[0].set_ylabel("accuracy")
+    panels[0].legend(loc="upper left")
     return finish(figure, path)

@@ -63,7 +63,7 @@ def predict_dataset(classifier, dataset, *, keep_mistakes=0):
     labels, scores, mistakes = [], [], []
     seen = 0
     for images, batch_labels in dataset:
-        batch_scores = class_probabilities(classifier, classifier(images, training=False))
+        batch_scores = class_probabilities(classifier, classifier.predict_on_batch(images))
         batch_labels = np.asarray(batch_labels)
         if len(mistakes) < keep_mistakes:
             truth = batch_labels.astype(int)

@@ -1,13 +1,18 @@
 """The files `export` writes, one small object each: write it, then run it.
 
 An artefact writes its file into the export folder and, once written, gives
-a `runner`: a function from a batch of raw images to per-class scores, or
-`None` when the file cannot run here (TFLite with Flex ops). `export` runs
-every artefact through the same parity check.
+a `runner(threads)`: a function from a batch of raw images to per-class
+scores (in the file's own runtime, on at most `threads` cores where that
+runtime takes a number), or `None` when the file cannot run here (TFLite with
+Flex ops). `export` runs every artefact through the same checks.
 """
+
+import logging
+import warnings
 
 import tensorflow as tf
 
+from transfer_tf.exporting import runtimes
 from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
@@ -15,12 +20,15 @@ from transfer_tf.exporting.tflite import convert, flex_ops, operators
 from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
 SAVED_MODEL_DIR = "saved_model"
+# Written by `keras.Model.export(format=...)`; a model they cannot hold is skipped unless asked for by name.
+KERAS_EXPORTER_FORMATS = ("onnx", "openvino")
 
 
 class KerasArtefact:
     """`model.keras` (and `labels.txt`): the classifier itself; the reference of every check."""
 
     name = "keras"
+    format = "keras"
     file = MODEL_FILE
 
     def __init__(self, classifier, serving):
@@ -32,7 +40,7 @@ class KerasArtefact:
         (folder / LABELS_FILE).write_text(labels_text(self.classifier.class_names))
         return folder / MODEL_FILE
 
-    def runner(self):
+    def runner(self, threads=None):
         return lambda batch: self.serving.predict_on_batch(batch)
 
     def record(self):
@@ -43,6 +51,7 @@ class SavedModelArtefact:
     """`saved_model/`: raw-image signatures, loadable with plain TensorFlow."""
 
     name = "saved_model"
+    format = "saved_model"
     file = SAVED_MODEL_DIR
 
     def __init__(self, serving, class_names):
@@ -55,7 +64,7 @@ class SavedModelArtefact:
         self.signature = tf.saved_model.load(str(folder / SAVED_MODEL_DIR)).signatures["serving_default"]
         return folder / SAVED_MODEL_DIR
 
-    def runner(self):
+    def runner(self, threads=None):
         return lambda batch: self.signature(**{SERVING_INPUT: tf.constant(batch)})[SERVING_OUTPUT].numpy()
 
     def record(self):
@@ -64,6 +73,8 @@ class SavedModelArtefact:
 
 class TFLiteArtefact:
     """A `.tflite` file at one precision, with metadata, converted from the SavedModel."""
+
+    format = "tflite"
 
     def __init__(self, config, saved_model_dir, calibration_images, metadata, *, allow_flex_ops):
         self.config = config
@@ -92,10 +103,10 @@ class TFLiteArtefact:
         (folder / self.file).write_bytes(self.model_bytes)
         return folder / self.file
 
-    def runner(self):
+    def runner(self, threads=None):
         # Neither ai-edge-litert nor tf.lite links the Flex delegate: such a
         # file cannot run here, so it is listed, not checked.
-        return None if self.flex_ops else tflite_runner(self.model_bytes)
+        return None if self.flex_ops else tflite_runner(self.model_bytes, threads)
 
     def record(self):
         config = self.config
@@ -107,3 +118,46 @@ class TFLiteArtefact:
                                    else len(self.calibration_images)),
             "operators": operators(self.model_bytes), "flex_ops": self.flex_ops,
         }
+
+
+class _KerasExporterArtefact:
+    """A file written by `keras.Model.export(format=...)` from the serving model, run in its own runtime."""
+
+    def __init__(self, serving):
+        self.serving = serving
+        self.path = None
+
+    def write(self, folder):
+        self.path = folder / self.file
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # tf2onnx logs a traceback for each graph optimisation it skips, and carries on.
+        quiet = logging.getLogger("tf2onnx")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with warnings.catch_warnings():  # Keras's tf2onnx shim probes np.object
+                warnings.simplefilter("ignore", FutureWarning)
+                self.serving.export(str(self.path), format=self.format, verbose=False)
+        finally:
+            quiet.setLevel(level)
+        return folder / self.file.split("/")[0]
+
+    def runner(self, threads=None):
+        return runtimes.runner(self.path, threads)
+
+    def record(self):
+        return None
+
+
+class OnnxArtefact(_KerasExporterArtefact):
+    """`model.onnx` (through tf2onnx), for onnxruntime on servers and PCs."""
+
+    name = format = "onnx"
+    file = runtimes.ONNX_FILE
+
+
+class OpenVinoArtefact(_KerasExporterArtefact):
+    """`openvino/model.xml` + `model.bin`, OpenVINO's IR, for Intel CPUs, GPUs and NPUs."""
+
+    name = format = "openvino"
+    file = f"{runtimes.OPENVINO_DIR}/{runtimes.OPENVINO_FILE}"

@@ -2,35 +2,42 @@
 
 import dataclasses
 import json
-import time
+import tempfile
 from pathlib import Path
 
 from transfer_tf.core.checks import check_int
-from transfer_tf.core.integrity import checksum, write_checksums
+from transfer_tf.core.cpu_settings import cpu_summary
+from transfer_tf.core.integrity import write_checksums
 from transfer_tf.core.staging import staged_folder
 from transfer_tf.exporting.artefacts import (
     SAVED_MODEL_DIR,
     KerasArtefact,
+    OnnxArtefact,
+    OpenVinoArtefact,
     SavedModelArtefact,
     TFLiteArtefact,
 )
+from transfer_tf.exporting.file_checks import write_and_check
+from transfer_tf.exporting.formats import choose_formats
 from transfer_tf.exporting.held_out import held_out_and_calibration
-from transfer_tf.exporting.parity import batched_scores, compare, format_parity, median_ms
-from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, serving_model
+from transfer_tf.exporting.model_card import describe, model_card
+from transfer_tf.exporting.parity import format_parity
+from transfer_tf.exporting.runtimes import OPENVINO_CONFIG
+from transfer_tf.exporting.saved_model import serving_model
 from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
 from transfer_tf.methods.estimator_classifier import EstimatorClassifier
 from transfer_tf.methods.loading import load
 from transfer_tf.model.classifier import ImageClassifier
 from transfer_tf.model.precision import float32_copy
-from transfer_tf.model.run_data import run_metrics, run_splits
+from transfer_tf.model.run_data import run_splits
 from transfer_tf.model.saving import package_versions
 
 EXPORT_DIR = "export"
 MODEL_CARD_FILE = "model_card.json"
 PARITY_FILE = "parity.json"
+REPORT_FILE = "report.json"
 DEFAULT_PARITY_IMAGES = 1000
 DEFAULT_LATENCY_REPEATS = 50
-_UNCHECKED = dict.fromkeys(("agreement", "max_abs_diff", "mean_abs_diff", "accuracy"))
 
 
 @dataclasses.dataclass
@@ -40,18 +47,31 @@ class ExportResult:
     Attributes:
         directory: `Path`. The export folder.
         files: dict. Artefact name (`"keras"`, `"saved_model"`,
-            `"float32"`, ...) to its path.
-        parity: list of dict. One row per artefact: `artefact`, `file`,
-            `size_bytes`, `sha256` (of a single file; a folder's files are
-            in `SHA256SUMS`), `agreement`, `max_abs_diff`, `mean_abs_diff`,
-            `accuracy`, `latency_ms`.
+            `"float32"`, ..., `"onnx"`, `"openvino"`) to its path.
+        parity: list of dict. One row per artefact: `artefact`, `format`,
+            `file`, `size_bytes`, `sha256` (of a single file; a folder's
+            files are in `SHA256SUMS`), `agreement`, `max_abs_diff`,
+            `mean_abs_diff`, `accuracy`, `balanced_accuracy` (on the
+            held-out images), `latency_ms` and `latency_p90_ms` (batch 1,
+            every core), `latency_1_thread_ms` and `latency_1_thread_p90_ms`
+            (`None` for Keras and the SavedModel: TensorFlow's thread pools
+            are fixed when it starts), and `failing` (see
+            `max_accuracy_drop`).
         model_card: dict. The contents of `model_card.json`.
+        skipped: list of str. Formats left out because their packages are
+            missing, each with the pip command that adds it.
     """
 
     directory: Path
     files: dict
     parity: list
     model_card: dict
+    skipped: list = dataclasses.field(default_factory=list)
+
+    @property
+    def failing(self):
+        """The artefacts that lost more held-out accuracy than `max_accuracy_drop` allowed."""
+        return [row["artefact"] for row in self.parity if row.get("failing")]
 
     def parity_table(self):
         """The parity rows as a printable table."""
@@ -63,6 +83,7 @@ def export(
     out=None,
     *,
     precisions=PRECISIONS,
+    formats=None,
     data=None,
     allow_flex_ops=False,
     name=None,
@@ -70,18 +91,22 @@ def export(
     version="1",
     num_parity_images=DEFAULT_PARITY_IMAGES,
     latency_repeats=DEFAULT_LATENCY_REPEATS,
+    max_accuracy_drop=None,
     overwrite=False,
     verify=True,
     verbose=1,
 ):
-    """Exports a classifier as SavedModel, TFLite and `.keras`, and checks each.
+    """Exports a classifier as `.keras`, SavedModel, TFLite, ONNX and OpenVINO IR, and checks each.
 
     Every artefact takes raw RGB pixels in [0, 255] (the preprocessing is
     inside) and returns one score per class in `labels.txt` order. The
     `.tflite` files carry metadata (labels, normalisation, name, version)
     that MediaPipe Tasks' `ImageClassifier` reads as they are. Each artefact
-    is run on held-out images and compared with the Keras model; the
-    results go to `parity.json` and `model_card.json`.
+    is run in its own runtime (LiteRT, onnxruntime, OpenVINO, TensorFlow) on
+    held-out images: accuracy, balanced accuracy, agreement with the Keras
+    model, score differences, size and latency at batch 1 on every core and
+    on one. The results go to `report.json` (with the machine),
+    `parity.json` and `model_card.json`.
 
     A classifier built with a mixed-precision `dtype` is exported as a
     float32 copy with the same weights (`precision.float32_copy`), and every
@@ -97,6 +122,12 @@ def export(
         precisions: sequence of `TFLiteConfig` or precision names
             (`"float32"`, `"float16"`, `"dynamic_range"`, `"int8"`).
             Defaults to all four.
+        formats: sequence of `"saved_model"`, `"tflite"`, `"onnx"`,
+            `"openvino"`, or `None` for every format whose packages are
+            installed (the others are listed in `ExportResult.skipped` with
+            the pip command that adds them). A format asked for by name
+            whose packages are missing is an error. `model.keras` is always
+            written. Defaults to `None`.
         data: `ImageSplits` or `None`. Its test split (or validation split
             when there is no test split) checks parity; its training images
             calibrate int8 unless the config brings its own. Defaults to
@@ -114,9 +145,13 @@ def export(
         version: str. The model version in the metadata. Defaults to `"1"`.
         num_parity_images: int. At most this many held-out images check
             parity. Defaults to `1000`.
-        latency_repeats: int. Single-image runs per artefact; the median is
-            reported (LiteRT interpreter on every core; Keras through
-            `predict_on_batch`). Defaults to `50`.
+        latency_repeats: int. Timed single-image runs per artefact and
+            thread count, after a warm-up; the median and 90th percentile
+            are reported. Defaults to `50`.
+        max_accuracy_drop: float or `None`. Percentage points of held-out
+            accuracy an artefact may lose against the Keras model; one that
+            loses more is marked `failing` (files are still written; the
+            command line exits non-zero). Defaults to `None` (no limit).
         overwrite: bool. Whether an existing export folder may be replaced.
             Defaults to `False`.
         verify: bool. Check a run folder's files against the checksums its
@@ -146,7 +181,12 @@ def export(
         >>> print(result.parity_table())                          # doctest: +SKIP
     """
     configs = _configs(precisions)
+    chosen, skipped = choose_formats(formats)
+    configs = configs if "tflite" in chosen else []
     check_int("num_parity_images", num_parity_images, minimum=1)
+    if max_accuracy_drop is not None and not (isinstance(max_accuracy_drop, (int, float)) and max_accuracy_drop >= 0):
+        raise ValueError(f"max_accuracy_drop must be a number of percentage points >= 0. "
+                         f"Received: max_accuracy_drop={max_accuracy_drop!r}")
     check_int("latency_repeats", latency_repeats, minimum=1)
     trained, run = _classifier_and_run(model, verify)
     classifier = float32_copy(trained)
@@ -167,101 +207,50 @@ def export(
             "(LiteRT has no bfloat16 kernels). Parity is checked against that copy.")
     metadata = dict(
         name=name or (run.name if run is not None else classifier.name),
-        description=description or _description(classifier), version=str(version),
+        description=description or describe(classifier), version=str(version),
         author=f"transfer_tf {package_versions()['transfer_tf']}",
         class_names=classifier.class_names, image_size=classifier.image_size,
     )
 
-    with staged_folder(out, replace_whole=True) as staging:
+    for line in skipped:
+        say(f"  {line}")
+
+    with staged_folder(out, replace_whole=True) as staging, tempfile.TemporaryDirectory() as scratch:
         serving = serving_model(classifier)
-        artefacts = [KerasArtefact(classifier, serving), SavedModelArtefact(serving, classifier.class_names)]
-        artefacts += [TFLiteArtefact(config, staging / SAVED_MODEL_DIR, calibration.get(config.name),
-                                     metadata, allow_flex_ops=allow_flex_ops) for config in configs]
-        rows, reference = [], None
-        for artefact in artefacts:
-            start = time.perf_counter()
-            path = artefact.write(staging)
-            row, scores = _parity_row(artefact, path, reference, held_out, classifier.task, latency_repeats)
-            reference = scores if reference is None else reference  # the Keras model's, first
-            rows.append(row)
-            if row["agreement"] is None:
-                say(f"  warning: {artefact.file} uses Flex ops {artefact.flex_ops}: not checked here, "
-                    "and LiteRT on Android/iOS runs it only with the Flex delegate linked.")
-            say(f"  {artefact.file} written and checked ({time.perf_counter() - start:.1f} s)")
-        card = _model_card(classifier, trained, metadata, rows, artefacts, data, held_out, run)
+        # TFLite is converted from the SavedModel: written outside the bundle when not asked for.
+        saved_model_home = staging if "saved_model" in chosen else Path(scratch)
+        artefacts = _artefacts(classifier, serving, chosen, configs, saved_model_home, calibration, metadata,
+                               allow_flex_ops)
+        rows = write_and_check(artefacts, staging, held_out, classifier.task, latency_repeats=latency_repeats,
+                               max_accuracy_drop=max_accuracy_drop, asked_for=formats, skipped=skipped, say=say,
+                               outside={"saved_model": saved_model_home} if "saved_model" not in chosen else {})
+        written = {row["artefact"] for row in rows}
+        artefacts = [a for a in artefacts if a.name in written]
+        card = model_card(classifier, trained, metadata, rows, artefacts, data, held_out, run)
         (staging / PARITY_FILE).write_text(
             json.dumps({"held_out": card["metrics"]["held_out"], "rows": rows}, indent=2) + "\n")
+        report = {"held_out": card["metrics"]["held_out"], "max_accuracy_drop": max_accuracy_drop,
+                  "latency": {"batch_size": 1, "repeats": latency_repeats, "statistics": "median, 90th percentile"},
+                  "runtime_settings": {"openvino": OPENVINO_CONFIG},
+                  "machine": cpu_summary(), "skipped": skipped, "rows": rows}
+        (staging / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str) + "\n")
         (staging / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
         write_checksums(staging)  # last: an app team checks what it received with sha256sum -c
         say(format_parity(rows))
     say(f"Exported to {out}")
     return ExportResult(directory=out, files={a.name: out / a.file for a in artefacts},
-                        parity=rows, model_card=card)
+                        parity=rows, model_card=card, skipped=skipped)
 
 
-def _parity_row(artefact, path, reference, held_out, task, latency_repeats):
-    """The artefact's parity with the reference scores (its own, for the Keras model)."""
-    images, labels, _ = held_out
-    row = {"artefact": artefact.name, "file": artefact.file, "size_bytes": _size_of(path),
-           "sha256": None if path.is_dir() else checksum(path)}
-    run = artefact.runner()
-    if run is None:
-        return {**row, **_UNCHECKED, "latency_ms": None}, None
-    scores = batched_scores(run, images)
-    reference = scores if reference is None else reference
-    latency = median_ms(lambda: run(images[:1]), latency_repeats)
-    return {**row, **compare(reference, scores, labels, task), "latency_ms": latency}, scores
-
-
-def _size_of(path):
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
-def _model_card(classifier, trained, metadata, rows, artefacts, data, held_out, run):
-    from ai_edge_litert import __version__ as litert_version
-
-    height, width = classifier.image_size
-    record = classifier.training_record
-    return {
-        **{k: metadata[k] for k in ("name", "description", "version", "author")},
-        "backbone": classifier.backbone_name,
-        "task": classifier.task,
-        "labels": list(classifier.class_names),
-        "input": {
-            "name": SERVING_INPUT, "shape": [1, height, width, 3], "channels": "RGB",
-            "value_range": [0, 255],
-            "dtype": "float32 (TFLite, SavedModel serving_default) or uint8 "
-                     "(SavedModel serving_uint8, int8 TFLite with integer I/O)",
-            "normalisation": f"inside the model ({classifier.preprocessing})",
-            "resize": (data.source.get("resize", "stretch") if data is not None else "stretch"),
-        },
-        "output": {
-            "name": SERVING_OUTPUT, "shape": [1, len(classifier.class_names)],
-            "meaning": ("independent sigmoid scores" if classifier.task == "multilabel"
-                        else "class probabilities"),
-        },
-        "metrics": {
-            "held_out": {"split": held_out[2], "images": len(held_out[0]),
-                         "keras_accuracy": rows[0]["accuracy"]},
-            "run": None if run is None else run_metrics(run),
-        },
-        "training": None if record is None else record.settings,
-        "quantization": [a.record() for a in artefacts if a.record() is not None],
-        "files": {row["file"]: row["size_bytes"] for row in rows},
-        "parity": rows,
-        "trained_dtype_policy": trained.dtype_policy.name,
-        "versions": {**package_versions(), "ai_edge_litert": litert_version},
-    }
-
-
-def _description(classifier):
-    height, width = classifier.image_size
-    names = ", ".join(classifier.class_names[:10]) + (", ..." if classifier.num_classes > 10 else "")
-    base = classifier.backbone_name or "custom"
-    return (f"{base} image classifier fine-tuned with transfer_tf: {height}x{width} RGB images "
-            f"(raw 0-255 pixels) to {classifier.num_classes} classes ({names}).")
+def _artefacts(classifier, serving, chosen, configs, saved_model_home, calibration, metadata, allow_flex_ops):
+    """The files to write, in order: the Keras model first (every check's reference)."""
+    artefacts = [KerasArtefact(classifier, serving)]
+    if "saved_model" in chosen or configs:
+        artefacts.append(SavedModelArtefact(serving, classifier.class_names))
+    artefacts += [TFLiteArtefact(config, saved_model_home / SAVED_MODEL_DIR, calibration.get(config.name),
+                                 metadata, allow_flex_ops=allow_flex_ops) for config in configs]
+    return artefacts + [kind(serving) for name, kind in (("onnx", OnnxArtefact), ("openvino", OpenVinoArtefact))
+                        if name in chosen]
 
 
 def _configs(precisions):

@@ -10,20 +10,20 @@ SCORE_BATCH = 32
 WARMUP_RUNS = 3
 
 
-def litert_interpreter(model_bytes):
-    """A LiteRT interpreter using every CPU core."""
+def litert_interpreter(model_bytes, threads=None):
+    """A LiteRT interpreter using `threads` cores (`None`: every core)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_content=model_bytes, num_threads=os.cpu_count())
+    return Interpreter(model_content=model_bytes, num_threads=threads or os.cpu_count())
 
 
-def tflite_runner(model_bytes):
+def tflite_runner(model_bytes, threads=None):
     """A function from a batch of raw float images to a `.tflite` classifier's float scores.
 
     Quantized (uint8) inputs and outputs are converted with the tensors'
     own scale and zero point.
     """
-    return _tflite_runner(litert_interpreter(model_bytes))
+    return interpreter_runner(litert_interpreter(model_bytes, threads))
 
 
 def tflite_scores(model_bytes, images):
@@ -37,8 +37,8 @@ def batched_scores(runner, images):
                            for i in range(0, len(images), SCORE_BATCH)])
 
 
-def median_ms(fn, repeats):
-    """Median wall time of `fn()` over `repeats` calls, after a warm-up."""
+def latency_ms(fn, repeats):
+    """`(median, 90th percentile)` wall time of `fn()` in ms over `repeats` calls, after a warm-up."""
     for _ in range(WARMUP_RUNS):
         fn()
     times = []
@@ -46,7 +46,22 @@ def median_ms(fn, repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(times), 1000 * float(np.percentile(times, 90))
+
+
+def latency_fields(run, open_single_core, image, repeats):
+    """`latency_ms`, `latency_p90_ms` of `run(image)`, and the same on one core (`latency_1_thread_*`).
+
+    `open_single_core()` gives the runner held to one core, or is `None`
+    where the runtime cannot be told (those fields are then `None`).
+    """
+    fields = dict(zip(("latency_ms", "latency_p90_ms"), latency_ms(lambda: run(image), repeats)))
+    fields["latency_1_thread_ms"] = fields["latency_1_thread_p90_ms"] = None
+    if open_single_core is not None:
+        single = open_single_core()
+        fields.update(zip(("latency_1_thread_ms", "latency_1_thread_p90_ms"),
+                          latency_ms(lambda: single(image), repeats)))
+    return fields
 
 
 def compare(reference, scores, labels, task):
@@ -60,9 +75,10 @@ def compare(reference, scores, labels, task):
         task: str. The classifier's task.
 
     Returns:
-        dict with `agreement` (top-1), `max_abs_diff`, `mean_abs_diff` and
+        dict with `agreement` (top-1), `max_abs_diff`, `mean_abs_diff`,
         `accuracy` (top-1; per-label at 0.5 for multilabel; `None` without
-        labels).
+        labels) and `balanced_accuracy` (the mean recall of the classes
+        present; `None` for multilabel or without labels).
     """
     diff = np.abs(np.asarray(scores, np.float64) - np.asarray(reference, np.float64))
     return {
@@ -70,6 +86,7 @@ def compare(reference, scores, labels, task):
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "accuracy": accuracy(scores, labels, task),
+        "balanced_accuracy": balanced_accuracy(scores, labels, task),
     }
 
 
@@ -81,33 +98,55 @@ def accuracy(scores, labels, task):
     return float(np.mean(scores.argmax(-1) == np.asarray(labels)))
 
 
-def format_parity(rows):
-    """A table of the parity rows, one line per artefact.
+def balanced_accuracy(scores, labels, task):
+    if labels is None or task == "multilabel":
+        return None
+    labels = np.asarray(labels).reshape(-1)
+    predicted = scores.argmax(-1)
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
 
-    A row whose `agreement` is `None` (a file with Flex ops, which cannot run
-    here) is shown as not run.
+
+def format_parity(rows):
+    """A table of the rows, one line per artefact: held-out accuracy, agreement, size, latency.
+
+    Latency is per image at batch 1, median (90th percentile) in ms, on every
+    core and on one (`-` where the runtime cannot be held to one core). A row
+    whose `agreement` is `None` (a file with Flex ops, which cannot run here)
+    is shown as not run; a row marked `failing` ends with `FAILING`.
     """
-    header = (f"{'artefact':<26}{'size':>10}{'agreement':>11}{'max diff':>11}"
-              f"{'mean diff':>11}{'accuracy':>10}{'latency':>11}")
+    header = (f"{'artefact':<22}{'size':>10}{'accuracy':>10}{'balanced':>10}{'agreement':>11}{'max diff':>10}"
+              f"{'latency, all cores':>22}{'latency, 1 core':>20}")
     lines = [header]
     for row in rows:
         if row["agreement"] is None:
-            lines.append(f"{row['artefact']:<26}{_size(row['size_bytes']):>10}   not run: needs Flex ops")
+            lines.append(f"{row['artefact']:<22}{_size(row['size_bytes']):>10}   not run: needs Flex ops")
             continue
-        acc = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.1%}"
         lines.append(
-            f"{row['artefact']:<26}{_size(row['size_bytes']):>10}{row['agreement']:>11.2%}"
-            f"{row['max_abs_diff']:>11.2e}{row['mean_abs_diff']:>11.2e}{acc:>10}"
-            f"{row['latency_ms']:>8.2f} ms"
+            f"{row['artefact']:<22}{_size(row['size_bytes']):>10}{_share(row['accuracy']):>10}"
+            f"{_share(row.get('balanced_accuracy')):>10}{row['agreement']:>11.2%}{row['max_abs_diff']:>10.1e}"
+            f"{format_latency(row['latency_ms'], row.get('latency_p90_ms')):>22}"
+            f"{format_latency(row.get('latency_1_thread_ms'), row.get('latency_1_thread_p90_ms')):>20}"
+            + ("  FAILING" if row.get("failing") else "")
         )
     return "\n".join(lines)
+
+
+def _share(value):
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def format_latency(median, p90):
+    """`median (p90) ms`, or `-` when not measured."""
+    if median is None:
+        return "-"
+    return f"{median:.2f} ms" if p90 is None else f"{median:.2f} ({p90:.2f}) ms"
 
 
 def _size(count):
     return f"{count / 1e6:.2f} MB" if count >= 1e5 else f"{count / 1e3:.1f} kB"
 
 
-def _tflite_runner(interpreter):
+def interpreter_runner(interpreter):
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]
     allocated = [None]

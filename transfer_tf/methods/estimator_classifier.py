@@ -28,7 +28,7 @@ class EstimatorClassifier:
     """A frozen base and a non-linear scikit-learn estimator on its pooled features.
 
     It predicts and evaluates like an `ImageClassifier` (`predict`,
-    `__call__`, `class_names`, `task`, `image_size`), saves to a run folder
+    `predict_on_batch`, `__call__`, `class_names`, `task`, `image_size`), saves to a run folder
     (`estimator.skops` beside the base) and loads with `transfer_tf.load`.
     It cannot be exported to TFLite or SavedModel: a kernel SVM or k-NN has
     no LiteRT ops.
@@ -58,6 +58,9 @@ class EstimatorClassifier:
 
     def __call__(self, images, training=False):
         return tf.constant(self.estimator.predict_proba(self.features(images)), tf.float32)
+
+    def predict_on_batch(self, images):
+        return np.asarray(self(images))
 
     def predict(self, images, batch_size=32, verbose=0):
         images = np.asarray(images)

@@ -1,6 +1,4 @@
-"""`transfer-tf export`: a run's SavedModel and TFLite files."""
-
-
+"""`transfer-tf export`: a run's SavedModel, TFLite, ONNX and OpenVINO files."""
 
 from transfer_tf.exporting import TFLiteConfig, export
 from transfer_tf.model.run_data import run_splits

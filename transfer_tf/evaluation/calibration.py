@@ -1,0 +1,149 @@
+"""Calibration: a temperature fitted on validation images, and how well probabilities match accuracy.
+
+Temperature scaling (Guo et al., ICML 2017) divides the logits by one
+number, fitted to minimise the negative log-likelihood of held-out
+labels. It cannot change a top-1 prediction. The expected calibration
+error (ECE) compares, in 15 bins of confidence, the mean confidence with
+the accuracy of the images in the bin.
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from transfer_tf.data.inputs import evaluation_data
+from transfer_tf.evaluation.predictions import predict_dataset
+
+ECE_BINS = 15
+_EPSILON = 1e-7
+_LOG_TEMPERATURE_RANGE = (-3.0, 3.0)  # temperatures from 0.05 to 20
+
+
+@dataclasses.dataclass
+class CalibrationResult:
+    """What `calibrate` fitted and measured, on the validation images.
+
+    Attributes:
+        temperature: float. The fitted temperature, now the classifier's.
+        ece_before, ece_after: float. Expected calibration error (15 bins).
+        nll_before, nll_after: float. Mean negative log-likelihood.
+        accuracy: float. Top-1 accuracy (the same before and after).
+        num_images: int.
+        reliability_before, reliability_after: dict with `confidence`,
+            `accuracy` and `count` per bin (`None` for an empty bin), for
+            a reliability diagram (`plots.plot_reliability`).
+    """
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+    nll_before: float
+    nll_after: float
+    accuracy: float
+    num_images: int
+    reliability_before: dict
+    reliability_after: dict
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def calibrate(classifier, validation_data):
+    """Fits the temperature of a classifier's probabilities on validation images.
+
+    Args:
+        classifier: `ImageClassifier` of a `"multiclass"` or `"binary"` task.
+        validation_data: a batched `tf.data.Dataset` of `(images, labels)` or
+            a tuple `(images, labels)` of arrays, as `fine_tune` takes it.
+            Never the training images: their scores are over-confident by
+            construction.
+
+    Returns:
+        `CalibrationResult`. The classifier now carries the temperature
+        (`classifier.temperature`); it is saved and exported with it.
+
+    Raises:
+        ValueError: for a multilabel classifier, data of the wrong shape, or
+            validation images of only one class.
+
+    Example:
+
+        >>> result = ttf.calibrate(clf, splits.validation)   # doctest: +SKIP
+        >>> print(f"ECE {result.ece_before:.3f} -> {result.ece_after:.3f}")  # doctest: +SKIP
+    """
+    if classifier.task == "multilabel":
+        raise ValueError("calibrate fits one temperature for a multiclass or binary classifier. "
+                         "Received: task='multilabel'")
+    dataset = evaluation_data(classifier, validation_data, "validation_data")
+    previous = classifier.temperature
+    classifier.set_temperature(1.0)
+    try:
+        predictions = predict_dataset(classifier, dataset)
+    finally:
+        classifier.set_temperature(previous)
+    labels = np.asarray(predictions.labels).reshape(-1).astype(int)
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f"Calibration needs validation images of at least two classes. Received: "
+                         f"{len(labels)} images, all of class {classifier.class_names[labels[0]]!r}")
+    logits = _logits(predictions.scores)
+    fitted = minimize_scalar(lambda log_t: _nll(logits / np.exp(log_t), labels),
+                             bounds=_LOG_TEMPERATURE_RANGE, method="bounded")
+    temperature = float(np.exp(fitted.x))
+    classifier.set_temperature(temperature)
+    before, after = _softmax(logits), _softmax(logits / temperature)
+    return CalibrationResult(
+        temperature=temperature, ece_before=expected_calibration_error(before, labels),
+        ece_after=expected_calibration_error(after, labels), nll_before=_nll(logits, labels),
+        nll_after=_nll(logits / temperature, labels), accuracy=float(np.mean(before.argmax(1) == labels)),
+        num_images=len(labels), reliability_before=reliability(before, labels),
+        reliability_after=reliability(after, labels))
+
+
+def expected_calibration_error(probabilities, labels, bins=ECE_BINS):
+    """The share-weighted mean gap between confidence and accuracy over `bins` equal-width bins.
+
+    Args:
+        probabilities: array `(n, classes)`; each row sums to 1.
+        labels: array `(n,)` of class indices.
+        bins: int. Defaults to `15`.
+
+    Returns:
+        float in [0, 1].
+    """
+    table = reliability(probabilities, labels, bins)
+    total = sum(table["count"])
+    return float(sum(count * abs(conf - acc) for conf, acc, count in
+                     zip(table["confidence"], table["accuracy"], table["count"]) if count) / total)
+
+
+def reliability(probabilities, labels, bins=ECE_BINS):
+    """Per confidence bin: the mean confidence, the accuracy, and the number of images."""
+    probabilities = np.asarray(probabilities, np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels).reshape(-1)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    table = {"confidence": [], "accuracy": [], "count": []}
+    for b in range(bins):
+        chosen = which == b
+        count = int(chosen.sum())
+        table["count"].append(count)
+        table["confidence"].append(float(confidence[chosen].mean()) if count else None)
+        table["accuracy"].append(float(correct[chosen].mean()) if count else None)
+    return table
+
+
+def _logits(scores):
+    """Logits up to a per-image constant: log-probabilities (a binary model's `[1 - p, p]` too)."""
+    return np.log(np.clip(np.asarray(scores, np.float64), _EPSILON, 1.0))
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _nll(logits, labels):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probabilities[np.arange(len(labels)), labels].mean())
