@@ -90,7 +90,7 @@ def test_bad_temperatures_are_refused(temperature):
         clf.set_temperature(temperature)
 
 
-def test_multilabel_and_one_class_validation_are_refused():
+def test_multilabel_one_class_validation_and_other_classifiers_are_refused():
     multilabel = ttf.ImageClassifier.from_backbone("vgg16", num_classes=3, image_size=SIZE, weights=None,
                                                    task="multilabel")
     with pytest.raises(ValueError, match="Received: task='multilabel'"):
@@ -99,3 +99,5 @@ def test_multilabel_and_one_class_validation_are_refused():
     with pytest.raises(ValueError, match="at least two classes"):
         ttf.calibrate(clf, (random_images(4, SIZE), np.zeros(4, int)))
     assert clf.temperature == 1.0
+    with pytest.raises(TypeError, match="Received: str"):
+        ttf.calibrate("saved_models/run", (random_images(4, SIZE), np.zeros(4, int)))

@@ -106,6 +106,13 @@ def test_a_requested_format_whose_packages_are_missing_is_an_error(monkeypatch, 
     assert "pip install 'transfer_tf[openvino]'" in capsys.readouterr().err
 
 
+def test_precisions_without_tflite_among_the_formats_are_refused(tmp_path):
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    with pytest.raises(ValueError, match=r"add 'tflite' to formats. Received: precisions=\['int8'\]"):
+        ttf.export(clf, tmp_path / "out", formats=["onnx"], precisions=["int8"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_bench_times_every_file_against_the_floor(run_folder, capsys):
     assert cli.main(["bench", str(run_folder), "--repeats", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -116,6 +123,12 @@ def test_bench_times_every_file_against_the_floor(run_folder, capsys):
     assert result["peak_gmacs"] > 0 and result["floor_ms"] > 0
     for row in result["rows"]:
         assert row["floor_ratio"] == pytest.approx(row["latency_ms"] / result["floor_ms"])
+    # A run folder not exported yet is refused, not timed as if its model.keras were an export.
+    bare = run_folder.parent / "bare-run"
+    bare.mkdir()
+    (bare / "model.keras").write_bytes((run_folder / "model.keras").read_bytes())
+    assert cli.main(["bench", str(bare)]) == 1
+    assert "transfer-tf export RUN" in capsys.readouterr().err
 
 
 def test_multiply_adds_are_counted_per_layer():

@@ -14,6 +14,7 @@ from scipy.optimize import minimize_scalar
 
 from transfer_tf.data.inputs import evaluation_data
 from transfer_tf.evaluation.predictions import predict_dataset
+from transfer_tf.model.classifier import ImageClassifier
 
 ECE_BINS = 15
 _EPSILON = 1e-7
@@ -64,6 +65,8 @@ def calibrate(classifier, validation_data):
         (`classifier.temperature`); it is saved and exported with it.
 
     Raises:
+        TypeError: for a classifier other than an `ImageClassifier` (a
+            scikit-learn head has no logits to scale).
         ValueError: for a multilabel classifier, data of the wrong shape, or
             validation images of only one class.
 
@@ -72,6 +75,9 @@ def calibrate(classifier, validation_data):
         >>> result = ttf.calibrate(clf, splits.validation)   # doctest: +SKIP
         >>> print(f"ECE {result.ece_before:.3f} -> {result.ece_after:.3f}")  # doctest: +SKIP
     """
+    if not isinstance(classifier, ImageClassifier):
+        raise TypeError(f"calibrate needs an ImageClassifier (a dense head whose logits it scales). "
+                        f"Received: {type(classifier).__name__}")
     if classifier.task == "multilabel":
         raise ValueError("calibrate fits one temperature for a multiclass or binary classifier. "
                          "Received: task='multilabel'")

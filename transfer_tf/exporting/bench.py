@@ -70,16 +70,16 @@ def bench(export_dir, *, repeats=50, verbose=1):
         `Bench`.
 
     Raises:
-        FileNotFoundError: if the folder holds no `model.keras` (not an
-            export folder).
+        FileNotFoundError: if the folder is not one `export` wrote (no
+            `model_card.json` or `model.keras`).
     """
     from transfer_tf.methods.loading import load
 
     check_int("repeats", repeats, minimum=1)
     export_dir = Path(export_dir)
-    if not (export_dir / "model.keras").is_file():
-        raise FileNotFoundError(f"No export folder at {export_dir} (model.keras is missing). "
-                                "Run `transfer-tf export RUN` first.")
+    if not (export_dir / "model_card.json").is_file() or not (export_dir / "model.keras").is_file():
+        raise FileNotFoundError(f"No export folder at {export_dir} (model_card.json or model.keras is missing). "
+                                "Run `transfer-tf export RUN` first, then bench RUN or RUN/export.")
     classifier = load(export_dir / "model.keras")
     macs = count_multiply_adds(classifier)
     peak = peak_multiply_adds_per_second()

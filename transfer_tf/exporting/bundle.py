@@ -120,8 +120,8 @@ def export(
         out: str or path. The export folder. Defaults to `RUN/export` for a
             run folder; required for a classifier.
         precisions: sequence of `TFLiteConfig` or precision names
-            (`"float32"`, `"float16"`, `"dynamic_range"`, `"int8"`).
-            Defaults to all four.
+            (`"float32"`, `"float16"`, `"dynamic_range"`, `"int8"`) of the
+            TFLite files. Defaults to all four.
         formats: sequence of `"saved_model"`, `"tflite"`, `"onnx"`,
             `"openvino"`, or `None` for every format whose packages are
             installed (the others are listed in `ExportResult.skipped` with
@@ -182,7 +182,11 @@ def export(
     """
     configs = _configs(precisions)
     chosen, skipped = choose_formats(formats)
-    configs = configs if "tflite" in chosen else []
+    if "tflite" not in chosen:
+        if [c.name for c in configs] != list(PRECISIONS):
+            raise ValueError(f"precisions choose TFLite files, which formats={list(formats)} leaves out: add "
+                             f"'tflite' to formats. Received: precisions={[c.name for c in configs]}")
+        configs = []
     check_int("num_parity_images", num_parity_images, minimum=1)
     if max_accuracy_drop is not None and not (isinstance(max_accuracy_drop, (int, float)) and max_accuracy_drop >= 0):
         raise ValueError(f"max_accuracy_drop must be a number of percentage points >= 0. "

@@ -23,7 +23,7 @@ def run(args):
     from transfer_tf.exporting.bench import bench
 
     folder = Path(args.run)
-    if (folder / "export" / "model.keras").is_file():
+    if (folder / "export").is_dir():
         folder = folder / "export"
     result = bench(folder, repeats=args.repeats, verbose=verbosity(args, json_output=args.json))
     print(json.dumps(dataclasses.asdict(result), indent=2, default=str) if args.json else result.table())
