@@ -15,9 +15,18 @@ import numpy as np
 
 from transfer_tf.core.checks import check_int
 from transfer_tf.core.cpu_settings import cpu_summary
+from transfer_tf.exporting.artefacts import SAVED_MODEL_DIR
 from transfer_tf.exporting.parity import format_latency, latency_fields
-from transfer_tf.exporting.runtimes import THREAD_CONTROL, file_format, runner
+from transfer_tf.exporting.runtimes import (
+    ONNX_FILE,
+    OPENVINO_DIR,
+    OPENVINO_FILE,
+    THREAD_CONTROL,
+    file_format,
+    runner,
+)
 from transfer_tf.model.freezing import all_layers
+from transfer_tf.model.saving import MODEL_FILE
 
 PEAK_MATRIX = 1024  # the side of the square float32 matrices of the peak loop
 
@@ -146,6 +155,6 @@ def _layer_multiply_adds(layer):
 
 def _model_files(export_dir):
     """The export folder's model files, in the order export wrote them."""
-    candidates = [export_dir / "model.keras", export_dir / "saved_model", *sorted(export_dir.glob("*.tflite")),
-                  export_dir / "model.onnx", export_dir / "openvino" / "model.xml"]
+    candidates = [export_dir / MODEL_FILE, export_dir / SAVED_MODEL_DIR, *sorted(export_dir.glob("*.tflite")),
+                  export_dir / ONNX_FILE, export_dir / OPENVINO_DIR / OPENVINO_FILE]
     return [path for path in candidates if path.exists()]

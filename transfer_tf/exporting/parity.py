@@ -23,7 +23,7 @@ def tflite_runner(model_bytes, threads=None):
     Quantized (uint8) inputs and outputs are converted with the tensors'
     own scale and zero point.
     """
-    return interpreter_runner(litert_interpreter(model_bytes, threads))
+    return _interpreter_runner(litert_interpreter(model_bytes, threads))
 
 
 def tflite_scores(model_bytes, images):
@@ -146,7 +146,7 @@ def _size(count):
     return f"{count / 1e6:.2f} MB" if count >= 1e5 else f"{count / 1e3:.1f} kB"
 
 
-def interpreter_runner(interpreter):
+def _interpreter_runner(interpreter):
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]
     allocated = [None]

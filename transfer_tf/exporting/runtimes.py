@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer_tf.exporting.parity import interpreter_runner
+from transfer_tf.exporting.parity import tflite_runner
 
 ONNX_FILE = "model.onnx"
 OPENVINO_DIR = "openvino"
@@ -64,9 +64,7 @@ def runner(path, threads=None):
 
 
 def _tflite(path, threads):
-    from ai_edge_litert.interpreter import Interpreter
-
-    return interpreter_runner(Interpreter(model_path=str(path), num_threads=threads))
+    return tflite_runner(path.read_bytes(), threads)
 
 
 def _onnx(path, threads):
