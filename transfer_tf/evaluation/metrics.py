@@ -62,13 +62,18 @@ def classification_metrics(labels, scores, class_names, *, task="multiclass", to
     return _single_label(labels, scores, list(class_names), task, top_k)
 
 
+def balanced_accuracy(truth, predicted):
+    """The mean recall over the classes present in `truth`: a class absent from the data does not count."""
+    truth, predicted = np.asarray(truth).reshape(-1), np.asarray(predicted).reshape(-1)
+    return float(np.mean([np.mean(predicted[truth == c] == c) for c in np.unique(truth)]))
+
+
 def _single_label(truth, scores, class_names, task, top_k):
     indices = list(range(len(class_names)))
     predicted = scores.argmax(axis=1)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         truth, predicted, labels=indices, zero_division=0
     )
-    present = np.unique(truth)
     auc = [_auc(truth == i, scores[:, i]) for i in indices]
     overall_auc = auc[1] if task == "binary" else _mean_auc(auc)
     return {
@@ -76,8 +81,7 @@ def _single_label(truth, scores, class_names, task, top_k):
         "num_images": int(len(truth)),
         "class_names": class_names,
         "accuracy": float(skm.accuracy_score(truth, predicted)),
-        # Over the classes present, so a class absent from the data does not count.
-        "balanced_accuracy": float(recall[present].mean()),
+        "balanced_accuracy": balanced_accuracy(truth, predicted),
         "top_k_accuracy": {
             str(k): float(skm.top_k_accuracy_score(truth, scores, k=k, labels=indices))
             for k in top_k if k < len(class_names)

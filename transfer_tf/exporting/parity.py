@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from transfer_tf.evaluation import metrics
+
 SCORE_BATCH = 32
 WARMUP_RUNS = 3
 
@@ -101,9 +103,7 @@ def accuracy(scores, labels, task):
 def balanced_accuracy(scores, labels, task):
     if labels is None or task == "multilabel":
         return None
-    labels = np.asarray(labels).reshape(-1)
-    predicted = scores.argmax(-1)
-    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
+    return metrics.balanced_accuracy(labels, scores.argmax(-1))
 
 
 def format_parity(rows):
