@@ -4,12 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from conftest import random_images, separable_data
 
 import transfer_tf as ttf
 from transfer_tf.evaluation.calibration import expected_calibration_error, reliability
+from transfer_tf.evaluation.unknown import choose_unknown_threshold
 from transfer_tf.exporting.runtimes import runner
-
-from conftest import random_images, separable_data
 
 SIZE = 32
 
@@ -40,24 +41,68 @@ def test_calibration_lowers_the_error_and_keeps_every_top1(overconfident):
     assert sum(result.reliability_after["count"]) == result.num_images == 60
     figure = ttf.plots.plot_reliability(result)
     assert len(figure.axes) == 2
+    # The "unknown" threshold, chosen on the calibrated probabilities, keeps 95 % of these images.
+    assert clf.unknown_threshold == result.unknown_threshold and result.known_kept == 0.95
+    labels = ttf.predict_labels(clf, images, reject=True)
+    kept = np.mean([label != "unknown" for label in labels])
+    assert kept == pytest.approx(result.kept) and 0.95 <= kept < 1.0
+    assert ttf.predict_labels(clf, images) == [clf.class_names[i] for i in after.argmax(1)]
+
+
+def test_predict_labels_answers_unknown_below_the_threshold_only(overconfident):
+    clf, validation = overconfident
+    images = validation[0][:16]
+    top = clf.predict(images, verbose=0).max(axis=1)
+    clf.set_unknown_threshold(float(np.median(top)))
+    labels = ttf.predict_labels(clf, images, reject=True)
+    plain = ttf.predict_labels(clf, images)
+    for label, guess, score in zip(labels, plain, top):
+        assert label == ("unknown" if score < clf.unknown_threshold else guess)
+    assert 0 < labels.count("unknown") < len(images)
+    dataset = tf.data.Dataset.from_tensor_slices((images, validation[1][:16])).batch(5)
+    assert ttf.predict_labels(clf, dataset, reject=True, unknown_label="?") == [
+        "?" if label == "unknown" else label for label in labels]
+    with pytest.raises(ValueError, match="names one of the classes. .*Received: unknown_label='0'"):
+        ttf.predict_labels(clf, images, reject=True, unknown_label="0")
+    with pytest.raises(ValueError, match=r"images must be an array \(n, 32, 32, 3\).*Received: images.shape"):
+        ttf.predict_labels(clf, images[:, :16], reject=True)
+    with pytest.warns(UserWarning, match="is cleared"):
+        clf.set_temperature(clf.temperature * 2)
+    assert clf.unknown_threshold is None
+    with pytest.raises(ValueError, match="reject=True needs the classifier's unknown_threshold"):
+        ttf.predict_labels(clf, images, reject=True)
+    with pytest.raises(ValueError, match="Received: unknown_threshold=1.5"):
+        clf.set_unknown_threshold(1.5)
+
+
+def test_the_threshold_keeps_the_share_asked_for():
+    scores = np.array([[p, 1 - p] for p in (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)])
+    assert choose_unknown_threshold(scores, 0.8) == pytest.approx(0.65, abs=1e-5)  # 0.55 and 0.6 below it
+    assert choose_unknown_threshold(scores, 0.85) == pytest.approx(0.6, abs=1e-5)  # 1.5 images: only one below
+    assert choose_unknown_threshold(scores, 1.0) <= 0.55
+    with pytest.raises(ValueError, match="Received: known_kept=0"):
+        choose_unknown_threshold(scores, 0)
 
 
 def test_the_temperature_round_trips_through_save_load_and_export(overconfident, tmp_path):
     clf, validation = overconfident
     clf.set_temperature(2.5)
+    clf.set_unknown_threshold(0.6)
     images = random_images(4, SIZE)
     expected = clf.predict(images, verbose=0)
     clf.save(tmp_path / "run")
     loaded = ttf.load(tmp_path / "run")
-    assert loaded.temperature == 2.5
+    assert loaded.temperature == 2.5 and loaded.unknown_threshold == 0.6
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["unknown_threshold"] == 0.6
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
     data = ttf.data.from_arrays(validation[0], validation[1], loaded.class_names, validation_split=0.5)
     ttf.export(loaded, tmp_path / "export", precisions=["float32"], formats=["saved_model", "tflite", "onnx"],
                data=data, latency_repeats=1, verbose=0)
     for path in ("model_float32.tflite", "saved_model", "model.onnx"):
         np.testing.assert_allclose(runner(tmp_path / "export" / path)(images), expected, atol=1e-4, err_msg=path)
-    assert json.loads((tmp_path / "run" / "config.json").read_text())  # written
-    assert ttf.load(tmp_path / "export" / "model.keras").temperature == 2.5
+    card = json.loads((tmp_path / "export" / "model_card.json").read_text())["calibration"]
+    assert card["temperature"] == 2.5 and card["unknown_threshold"] == 0.6 and "score_threshold" in card["unknown_rule"]
+    assert ttf.load(tmp_path / "export" / "model.keras").unknown_threshold == 0.6
 
 
 def test_a_temperature_of_one_leaves_the_scores_bit_for_bit():

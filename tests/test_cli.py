@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
-from transfer_tf import cli, load
-
 from browser import assert_renders, needs_chromium
 from image_files import write_bad, write_class_folder
+
+from transfer_tf import cli, load
 
 TINY = ["--backbone", "vgg16", "--weights", "none", "--image-size", "32",
         "--head-epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8"]
@@ -33,17 +32,46 @@ def run(folder, tmp_path_factory):
 
 def test_train_writes_a_run_folder_and_summary(folder, tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["train", str(folder), *TINY, "--out", str(out)]) == 0
+    assert cli.main(["train", str(folder), *TINY, "--out", str(out), "--validation-split", "0.4",
+                     "--calibrate", "--known-kept", "0.5"]) == 0
     printed = capsys.readouterr().out
     for expected in ("dark", "Skipped 1 unreadable file(s)", "broken.jpg", "head", "fine_tune",
-                     "best validation accuracy", f"Saved the run to {out}"):
+                     "best validation accuracy", "Calibrated on", "'unknown' below a top class probability of",
+                     f"Saved the run to {out}"):
         assert expected in printed
     names = {p.name for p in out.iterdir()}
-    assert {"model.keras", "labels.txt", "config.json", "history.json", "data.json"} <= names
+    assert {"model.keras", "labels.txt", "config.json", "history.json", "data.json", "calibration.json"} <= names
     summary = json.loads((out / "data.json").read_text())
     assert sum(summary["counts"]["train"]) + sum(summary["counts"]["validation"]) == 20
     assert len(summary["skipped"]) == 1
-    assert load(out).class_names == ["dark", "light"]
+    classifier = load(out)
+    assert classifier.class_names == ["dark", "light"]
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert calibration["num_images"] == sum(summary["counts"]["validation"])
+    assert classifier.temperature == calibration["temperature"]
+    assert classifier.unknown_threshold == calibration["unknown_threshold"] and 0.5 <= calibration["kept"] < 1
+    assert "Calibration (validation images)" in (out / "report.md").read_text()
+    assert "plots/reliability.png" in (out / "report.md").read_text()
+
+    # predict answers "unknown" exactly for the images below the threshold, and gives the best guesses after it.
+    assert cli.main(["predict", str(out), str(folder), "--json", "--no-unknown"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    below = [p["path"] for p in plain if p["top"][0]["score"] < classifier.unknown_threshold]
+    assert not any(p["unknown"] for p in plain) and below
+    assert cli.main(["predict", str(out), str(folder), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[:len(plain)]
+    unknown = [line.split(": unknown (best guesses: ")[0] for line in lines if ": unknown (best guesses: " in line]
+    assert unknown == below
+
+
+def test_train_refuses_calibration_it_cannot_do(folder, tmp_path, capsys):
+    assert cli.main(["train", str(folder), *TINY, "--out", str(tmp_path / "a"), "--head", "logistic",
+                     "--calibrate"]) == 1
+    assert "Received: head='logistic'" in capsys.readouterr().err
+    assert cli.main(["train", str(folder), *TINY, "--out", str(tmp_path / "b"), "--validation-split", "0",
+                     "--calibrate"]) == 1
+    assert "--calibrate fits on validation images" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_train_refuses_to_replace_a_run(folder, run, capsys):

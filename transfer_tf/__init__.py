@@ -56,6 +56,7 @@ _PUBLIC = {
     "Interpretation": "evaluation.interpretation", "interpret": "evaluation.interpretation",
     "evaluate": "evaluation.predictions", "predict_dataset": "evaluation.predictions",
     "Predictions": "evaluation.predictions",
+    "predict_labels": "evaluation.unknown",
     "write_report": "evaluation.report",
     "export": "exporting", "ExportResult": "exporting", "FlexOpsRequiredError": "exporting",
     "TFLiteConfig": "exporting", "bench": "exporting", "Bench": "exporting",

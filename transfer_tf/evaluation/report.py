@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transfer_tf.core.integrity import write_text_atomically
 from transfer_tf.evaluation import plots
+from transfer_tf.evaluation.calibration import CalibrationResult, calibration_lines
 from transfer_tf.evaluation.interpretation import Interpretation, file_reader
 from transfer_tf.evaluation.interpretation_plots import INTERPRETATION_FILES, write_interpretation
 from transfer_tf.evaluation.predictions import format_metrics, predict_dataset, prediction_metrics
@@ -18,6 +19,7 @@ from transfer_tf.evaluation.report_page import write_report_page
 from transfer_tf.methods.loading import load
 from transfer_tf.model.run_data import run_data
 from transfer_tf.model.saving import (
+    CALIBRATION_FILE,
     CONFIG_FILE,
     DATA_FILE,
     HISTORY_FILE,
@@ -35,6 +37,7 @@ HISTORY_PLOT = "history.png"
 CONFUSION_PLOT = "confusion_matrix.png"
 MISTAKES_PLOT = "misclassified.png"
 DISTRIBUTION_PLOT = "class_distribution.png"
+RELIABILITY_PLOT = "reliability.png"
 MAX_MISTAKES = 16
 INTERPRETATION_DIR = "interpretation"
 
@@ -105,12 +108,16 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
                 if classifier.task != "multilabel" and names is not None:
                     analysis, written = _interpretation(run, classifier, splits, predictions, names, verbose)
                     plot_files.update(written)
+    calibration = read_json(run / CALIBRATION_FILE) if (run / CALIBRATION_FILE).is_file() else None
+    if calibration is not None:
+        draw("Reliability before and after calibration (validation)", RELIABILITY_PLOT,
+             plots.plot_reliability, CalibrationResult(**calibration))
     if evaluations:
         held_out = "test" if "test" in evaluations else "validation"
         write_metrics(run, {"split": held_out, **evaluations[held_out]})
     data = splits.to_dict() if splits is not None else run_data(run)
-    text = report_markdown(run, config, record, data, evaluations, plot_files)
-    write_report_page(run / PAGE_FILE, f"Run report: {run.name}", report_tables(config, record, data),
+    text = report_markdown(run, config, record, data, evaluations, plot_files, calibration)
+    write_report_page(run / PAGE_FILE, f"Run report: {run.name}", report_tables(config, record, data, calibration),
                       {split: format_metrics(m) for split, m in evaluations.items()}, plot_files, analysis)
     path = write_text_atomically(run / REPORT_FILE, text)
     if verbose:
@@ -131,15 +138,16 @@ def _interpretation(run, classifier, splits, predictions, names, verbose):
     }
 
 
-def report_tables(config, record, data):
-    """The report's tables, each `(heading, header, rows, note)`: settings, data, training."""
-    return [_model_table(config), _data_table(data), _training_table(record)]
+def report_tables(config, record, data, calibration=None):
+    """The report's tables, each `(heading, header, rows, note)`: settings, data, training, calibration."""
+    tables = [_model_table(config), _data_table(data), _training_table(record)]
+    return tables + ([] if calibration is None else [_calibration_table(calibration)])
 
 
-def report_markdown(run, config, record, data, evaluations, plot_files):
+def report_markdown(run, config, record, data, evaluations, plot_files, calibration=None):
     """The Markdown text of the report; every link points to a file in `run`."""
     lines = [f"# Run report: {run.name}", ""]
-    for heading, header, rows, note in report_tables(config, record, data):
+    for heading, header, rows, note in report_tables(config, record, data, calibration):
         lines += [f"## {heading}", ""]
         if rows:
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -158,11 +166,24 @@ def report_markdown(run, config, record, data, evaluations, plot_files):
         (LABELS_FILE, "class names, one per line"), (CONFIG_FILE, "model and training settings"),
         (HISTORY_FILE, "metrics per epoch and phase"), (DATA_FILE, "data source, split and counts"),
         (METRICS_FILE, "held-out metrics"),
+        (CALIBRATION_FILE, "the temperature and the 'unknown' threshold, fitted on the validation images"),
         (f"{INTERPRETATION_DIR}/{INTERPRETATION_FILES['table']}",
          "every validation image: true and predicted class, loss, probabilities (highest loss first)"),
     )
     lines += [f"- [{name}]({name}): {what}" for name, what in described if (run / name).is_file()]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_table(calibration):
+    rows = [("temperature", f"{calibration['temperature']:.4f}"),
+            ("expected calibration error", f"{calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f}"),
+            ("negative log-likelihood", f"{calibration['nll_before']:.4f} -> {calibration['nll_after']:.4f}")]
+    if calibration["unknown_threshold"] is not None:
+        rows += [("'unknown' below a top probability of", f"{calibration['unknown_threshold']:.4f}"),
+                 ("validation images kept", f"{calibration['kept']:.1%} (asked: {calibration['known_kept']:.0%})")]
+    return ("Calibration (validation images)", ["measure", "value"], rows,
+            " ".join(calibration_lines(calibration)) + " The held-out metrics use the calibrated "
+            "probabilities; top-1 predictions do not change.")
 
 
 def _model_table(config):

@@ -29,6 +29,7 @@ def model_card(classifier, trained, metadata, rows, artefacts, data, held_out, r
             "meaning": ("independent sigmoid scores" if classifier.task == "multilabel"
                         else "class probabilities"),
         },
+        "calibration": _calibration(classifier),
         "metrics": {
             "held_out": {"split": held_out[2], "images": len(held_out[0]),
                          "keras_accuracy": rows[0]["accuracy"]},
@@ -40,6 +41,19 @@ def model_card(classifier, trained, metadata, rows, artefacts, data, held_out, r
         "parity": rows,
         "trained_dtype_policy": trained.dtype_policy.name,
         "versions": {**package_versions(), "ai_edge_litert": litert_version},
+    }
+
+
+def _calibration(classifier):
+    """The temperature inside every file, and the threshold an app applies to the top probability."""
+    threshold = getattr(classifier, "unknown_threshold", None)
+    return {
+        "temperature": getattr(classifier, "temperature", 1.0),
+        "unknown_threshold": threshold,
+        "unknown_rule": None if threshold is None else (
+            "answer 'unknown' when the highest class probability is below unknown_threshold "
+            "(MediaPipe ImageClassifierOptions: score_threshold=unknown_threshold, max_results=1; "
+            "an empty result means unknown)"),
     }
 
 

@@ -1,6 +1,7 @@
 """`ImageClassifier`: raw pixels -> preprocessing -> frozen base -> head; and `load`."""
 
 import copy
+import warnings
 
 import keras
 import tensorflow as tf
@@ -15,7 +16,7 @@ from transfer_tf.model import distribute, saving
 from transfer_tf.model.head import build_head, output_units, validate_head_args
 from transfer_tf.model.precision import dtype_policy_scope
 from transfer_tf.model.records import FineTuneResult
-from transfer_tf.model.temperature import TemperatureScaling, check_temperature
+from transfer_tf.model.temperature import TemperatureScaling, check_temperature, check_unknown_threshold
 
 
 @keras.saving.register_keras_serializable(package="transfer_tf")
@@ -49,6 +50,10 @@ class ImageClassifier(keras.Model):
         temperature: float > 0. Divides the logits behind the head's
             probabilities (`TemperatureScaling`); `calibrate` fits it on
             validation images. Defaults to `1.0` (scores unchanged).
+        unknown_threshold: float in (0, 1] or `None`. The highest class
+            probability below which an image is answered "unknown"
+            (`predict_labels(..., reject=True)`); `calibrate` chooses it on
+            validation images. Defaults to `None` (no rejection).
         **kwargs: Standard `keras.Model` arguments.
 
     Raises:
@@ -74,6 +79,7 @@ class ImageClassifier(keras.Model):
         backbone_name=None,
         weights_source=None,
         temperature=1.0,
+        unknown_threshold=None,
         **kwargs,
     ):
         head_units = head.output.shape[-1]
@@ -105,6 +111,7 @@ class ImageClassifier(keras.Model):
         self.backbone_name = backbone_name
         self.weights_source = weights_source
         self.temperature = self.calibration.temperature
+        self.unknown_threshold = check_unknown_threshold(unknown_threshold)
         # Set by `fine_tune`, written to history.json by `save`.
         self.training_record = None
         self._inference = None  # traced by the first `predict_on_batch`
@@ -136,14 +143,26 @@ class ImageClassifier(keras.Model):
     def set_temperature(self, temperature):
         """Sets the temperature that scales the head's logits (see `calibrate`); 1 leaves them as they are.
 
-        Calibrate once training is over: a later `fit` would see it too.
+        Calibrate once training is over: a later `fit` would see it too. A
+        changed temperature clears `unknown_threshold`, which was chosen on
+        the old probabilities.
 
         Raises:
             ValueError: unless `temperature` is a number > 0.
         """
-        self.calibration.temperature = self.temperature = check_temperature(temperature)
+        temperature = check_temperature(temperature)
+        if temperature != self.temperature and self.unknown_threshold is not None:
+            warnings.warn(f"The temperature changed from {self.temperature:.4g} to {temperature:.4g}: "
+                          f"unknown_threshold={self.unknown_threshold:.4g}, chosen for the old probabilities, "
+                          "is cleared. Choose it again with calibrate.", stacklevel=2)
+            self.unknown_threshold = None
+        self.calibration.temperature = self.temperature = temperature
         # Traced graphs hold the old value (a Python number): trace again.
         self._inference = self.predict_function = self.test_function = self.train_function = None
+
+    def set_unknown_threshold(self, threshold):
+        """Sets the class probability below which `predict_labels(..., reject=True)` answers "unknown"."""
+        self.unknown_threshold = check_unknown_threshold(threshold)
 
     def predict_on_batch(self, x):
         """The outputs for one batch of raw images `(n, height, width, 3)`, as a NumPy array.
@@ -288,6 +307,7 @@ class ImageClassifier(keras.Model):
             backbone_name=self.backbone_name,
             weights_source=self.weights_source,
             temperature=self.temperature,
+            unknown_threshold=self.unknown_threshold,
         )
         return config
 
@@ -313,35 +333,10 @@ def _resolve_num_classes(num_classes, class_names):
 
 
 def load(path, strategy=None, verify=True):
-    """Loads a classifier from a run folder (or a single `.keras` file).
+    """Loads an `ImageClassifier` (or another `keras.Model` of a `.keras` file) with its training record.
 
-    Keras's `safe_mode` stays on: a model that would need to deserialise
-    Python code (a `Lambda` layer) is refused, so opening someone else's run
-    folder never runs code from it. The model comes back uncompiled (no
-    optimizer state): predicting, evaluating and exporting need none, and
-    `fine_tune` compiles its own.
-
-    Args:
-        path: str or path. A run folder written by `save`, or a `.keras` file.
-        strategy: `tf.distribute.Strategy` or `None`. Loads the model in its
-            scope, to train it further under it. Defaults to `None`.
-        verify: bool. Refuse a run folder whose files differ from the
-            checksums its `config.json` recorded. Defaults to `True`.
-
-    Returns:
-        The `ImageClassifier` (or, for a `.keras` file of another model, that
-        `keras.Model`). A classifier loaded from a trained run carries its
-        `training_record`.
-
-    Raises:
-        FileNotFoundError: if `path` does not exist or the folder lacks
-            `model.keras`.
-        ValueError: if a file of the run is damaged.
-
-    Examples:
-
-        >>> clf.save("saved_models/flowers")          # doctest: +SKIP
-        >>> same = transfer_tf.load("saved_models/flowers")  # doctest: +SKIP
+    `transfer_tf.load` (`methods.loading.load`) is the public entry: it
+    documents the arguments and wraps a run with a classical head.
     """
     with distribute.scope(strategy):
         model, history = saving.load_run(path, verify=verify)

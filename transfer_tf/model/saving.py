@@ -27,6 +27,7 @@ HISTORY_FILE = "history.json"
 DATA_FILE = "data.json"
 METRICS_FILE = "metrics.json"
 ESTIMATOR_FILE = "estimator.skops"
+CALIBRATION_FILE = "calibration.json"
 FORMAT_VERSION = 1
 
 
@@ -78,7 +79,7 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
         )
     record = classifier.training_record if record is None else record
     with staged_folder(directory, last=CONFIG_FILE,
-                       remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE)) as staging:
+                       remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE, CALIBRATION_FILE)) as staging:
         save_model_file(classifier, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
         for name, content in (extra_files or {}).items():
@@ -200,6 +201,8 @@ def _run_config(classifier, record):
         "weights": classifier.weights_source,
         "task": classifier.task,
         "class_names": classifier.class_names,
+        "temperature": getattr(classifier, "temperature", 1.0),
+        "unknown_threshold": getattr(classifier, "unknown_threshold", None),
         "training": None if record is None else record.settings,
         "versions": package_versions(),
         "machine": cpu_summary(),

@@ -56,3 +56,17 @@ def check_temperature(temperature):
     if not 0.0 < value < float("inf"):
         raise ValueError(f"temperature must be a number > 0. Received: temperature={temperature!r}")
     return value
+
+
+def check_unknown_threshold(threshold):
+    """`None`, or the threshold as a float, if it is a probability in (0, 1]."""
+    if threshold is None:
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise ValueError("unknown_threshold must be None or a probability in (0, 1]. "
+                         f"Received: unknown_threshold={threshold!r}")
+    return value

@@ -18,13 +18,19 @@ def add_parser(subparsers, common):
     train.add_argument("--resume", action="store_true",
                        help="continue the unfinished run at --out from its last completed epoch")
     add_arguments(train, ModelSettings, DataSettings, FineTuneSettings)
+    train.add_argument("--calibrate", action="store_true",
+                       help="once trained, fit the probabilities' temperature and the 'unknown' threshold "
+                            "on the validation images (calibration.json, the report, every export)")
+    train.add_argument("--known-kept", type=float, default=0.95, metavar="SHARE",
+                       help="with --calibrate: share of validation images the 'unknown' threshold keeps "
+                            "(default: 0.95)")
     add_strategy(train)
     train.set_defaults(handler=run)
     return train
 
 
 def run(args):
-    from transfer_tf.cli.jobs import format_training, train_run
+    from transfer_tf.cli.jobs import format_calibration, format_training, train_run
 
     if args.data_dir is None:
         raise ValueError("train needs DATA_DIR (an argument or `data_dir` in --config)")
@@ -33,12 +39,14 @@ def run(args):
     _, splits, result = train_run(
         args.data_dir, out, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
         training=FineTuneSettings.from_args(args), overwrite=args.overwrite, resume=args.resume,
-        strategy=strategy, verbose=verbosity(args),
+        strategy=strategy, calibrate=args.calibrate, known_kept=args.known_kept, verbose=verbosity(args),
     )
     if not is_chief(strategy):
         return 0
     if not args.quiet:
         print("\nData:\n" + splits.summary())
         print("Training:\n" + format_training(result))
+        if args.calibrate:
+            print(format_calibration(out))
     print(f"Saved the run to {out}")
     return 0

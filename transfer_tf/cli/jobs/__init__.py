@@ -15,9 +15,10 @@ from transfer_tf.cli.jobs.interpret import format_interpretation, interpret_run
 from transfer_tf.cli.jobs.lr_find import lr_find_run
 from transfer_tf.cli.jobs.predict import format_predictions, predict_files
 from transfer_tf.cli.jobs.pretrain import pretrain_run
-from transfer_tf.cli.jobs.train import train_run
+from transfer_tf.cli.jobs.train import format_calibration, train_run
 
 __all__ = [
-    "adapt_run", "compare_run", "evaluate_run", "export_run", "format_interpretation", "format_predictions",
+    "adapt_run", "compare_run", "evaluate_run", "export_run", "format_calibration", "format_interpretation",
+    "format_predictions",
     "format_training", "interpret_run", "lr_find_run", "predict_files", "pretrain_run", "read_folder", "train_run",
 ]

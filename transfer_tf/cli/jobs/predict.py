@@ -9,6 +9,7 @@ from transfer_tf.data.directory import list_images
 from transfer_tf.data.images import check_image, read_image
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation.predictions import class_probabilities
+from transfer_tf.evaluation.unknown import UNKNOWN_LABEL
 from transfer_tf.methods.loading import load
 from transfer_tf.model.classifier import ImageClassifier
 from transfer_tf.model.run_data import resize_policy, run_data
@@ -16,8 +17,8 @@ from transfer_tf.model.run_data import resize_policy, run_data
 PREDICT_BATCH = 32
 
 
-def predict_files(run, paths, *, top_k=3, verify=True):
-    """Predicts the classes of image files.
+def predict_files(run, paths, *, top_k=3, verify=True, reject=True):
+    """Predicts the classes of image files, or "unknown" below the model's threshold.
 
     Unreadable files are skipped and reported, not fatal.
 
@@ -29,10 +30,15 @@ def predict_files(run, paths, *, top_k=3, verify=True):
         top_k: int. How many classes to report per image. Defaults to `3`.
         verify: bool. Refuse a run folder whose files changed since it was
             saved (see `load`). Defaults to `True`.
+        reject: bool. Mark an image `"unknown": true` when its top class
+            probability is below the model's `unknown_threshold` (set by
+            `train --calibrate` or `calibrate`); a model without one marks
+            none. Defaults to `True`.
 
     Returns:
-        `(predictions, skipped)`: a list of `{"path", "top": [{"label",
-        "score"}, ...]}` in file order, and a list of `(path, reason)`.
+        `(predictions, skipped)`: a list of `{"path", "unknown", "top":
+        [{"label", "score"}, ...]}` in file order (`top` holds the best
+        guesses, also for an unknown image), and a list of `(path, reason)`.
 
     Raises:
         FileNotFoundError: for a path that does not exist.
@@ -56,6 +62,7 @@ def predict_files(run, paths, *, top_k=3, verify=True):
         (skipped.append((path, reason)) if reason else good.append(path))
     predictions = []
     k = min(top_k, classifier.num_classes)
+    threshold = getattr(classifier, "unknown_threshold", None) if reject else None
     for start in range(0, len(good), PREDICT_BATCH):
         batch = good[start:start + PREDICT_BATCH]
         images = np.stack([read_image(p, classifier.image_size, resize) for p in batch])
@@ -64,15 +71,17 @@ def predict_files(run, paths, *, top_k=3, verify=True):
             order = np.argsort(-row, kind="stable")[:k]
             predictions.append({
                 "path": str(path),
+                "unknown": bool(threshold is not None and row.max() < threshold),
                 "top": [{"label": classifier.class_names[i], "score": float(row[i])} for i in order],
             })
     return predictions, skipped
 
 
 def format_predictions(predictions, skipped):
-    """One line per image: path, then labels with scores; then the skip report."""
-    lines = [
-        f"{p['path']}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in p["top"])
-        for p in predictions
-    ]
+    """One line per image: path, then labels with scores (after `unknown` below the threshold); then the
+    skip report."""
+    lines = []
+    for p in predictions:
+        guesses = ", ".join(f"{t['label']} {t['score']:.3f}" for t in p["top"])
+        lines.append(f"{p['path']}: " + (f"{UNKNOWN_LABEL} (best guesses: {guesses})" if p["unknown"] else guesses))
     return "\n".join(lines + skipped_report(skipped))
