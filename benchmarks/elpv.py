@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+import transfer_tf as ttf  # before keras: it turns oneDNN on where TensorFlow leaves it off
+
 RESULTS = Path(__file__).parent / "results" / "elpv.json"
 TASKS = {"defective": ["functional", "defective"], "probability": ["0", "1/3", "2/3", "1"]}
 TRAIN_CELLS = 1968  # Deitsch et al.'s training set; the other 656 are the test set
@@ -75,8 +77,6 @@ def scores(labels, predicted):
 
 def run(args):
     import keras
-
-    import transfer_tf as ttf
     started = time.perf_counter()
     cells = ttf.data.elpv_arrays(image_size=args.image_size, task="probability")
     train, test = ttf.data.stratified_sample(cells.labels, TRAIN_CELLS, seed=args.seed)

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import transfer_tf as ttf  # before keras: it turns oneDNN on where TensorFlow leaves it off
+
 from _results import spread, write_results
 
 RESULTS = Path(__file__).parent / "results" / "unlabelled_pretraining.json"
@@ -50,8 +52,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import keras
-
-    import transfer_tf as ttf
 
     cells = ttf.data.elpv_arrays(image_size=args.image_size)
     print(ttf.data.ELPV_LICENCE)

@@ -2,7 +2,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
+import transfer_tf as ttf  # noqa: E402  (first: it sets TensorFlow's CPU settings before TensorFlow loads)
+import keras  # noqa: E402, I001
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -37,3 +38,30 @@ def weight_groups(keras_file):
     with zipfile.ZipFile(keras_file) as archive, archive.open("model.weights.h5") as raw:
         with h5py.File(io.BytesIO(raw.read()), "r") as weights:
             return set(weights)
+
+
+def train_to_resume(backup_dir, cache, callbacks=()):
+    """The small two-phase run the resume tests kill and resume (and run whole, for reference)."""
+    x, y = separable_data(48, 32, 3)
+    vx, vy = separable_data(15, 32, 3, seed=1)
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=3, image_size=32, weights=None, seed=0)
+    ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=4, fine_tune_epochs=4, batch_size=16, seed=0,
+                  verbose=0, backup_dir=backup_dir, callbacks=list(callbacks), feature_cache=cache)
+    return clf.get_weights()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Runs the modules with the most slow tests first, then the larger ones.
+
+    With `--dist loadfile` each module goes to one worker; started last, a module of long
+    end-to-end runs would keep one worker busy while the other has nothing left to do.
+    """
+    modules = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def weight(module):
+        tests = modules[module]
+        return -sum(test.get_closest_marker("slow") is not None for test in tests), -len(tests)
+
+    items[:] = [item for module in sorted(modules, key=weight) for item in modules[module]]

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+import transfer_tf  # noqa: F401  (first: it sets TensorFlow's CPU settings before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 IMAGES, CLASSES, SIZE = 64, 3, 32

@@ -178,6 +178,7 @@ def folders(tmp_path_factory):
     return source, target, run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["adabn", "dann", "coral"])
 def test_cli_adapt_on_folders_writes_a_run_that_evaluates_and_exports(folders, method, tmp_path, capsys):
     source, target, run = folders

@@ -68,8 +68,8 @@ def test_the_linear_classifier_saves_loads_and_exports(data, tmp_path):
     assert isinstance(loaded, ttf.ImageClassifier)
     np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), clf.predict(x[:4], verbose=0), atol=1e-6)
     splits = ttf.data.from_arrays(x, y, validation_split=0.5)
-    exported = ttf.export(run, tmp_path / "export", precisions=["float32"], data=splits, latency_repeats=1,
-                          verbose=0)
+    exported = ttf.export(run, tmp_path / "export", precisions=["float32"], formats=["tflite"], data=splits,
+                          latency_repeats=1, verbose=0)
     assert exported.parity[-1]["agreement"] == 1.0
 
 
@@ -122,6 +122,7 @@ def test_cli_train_with_a_classical_head(tmp_path, capsys):
     assert "cannot be exported" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["autoencoder", "masked"])
 def test_pretraining_trains_the_base_with_batchnorm_in_training_mode(method, tmp_path):
     images = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
@@ -156,6 +157,7 @@ def test_masks_hide_about_their_ratio_and_only_hidden_pixels_count(tmp_path):
     assert ((patches.min(-1) == patches.max(-1))).all()
 
 
+@pytest.mark.slow
 def test_cli_pretrain_then_train_from_it(tmp_path, capsys):
     folder = tmp_path / "shapes"
     write_class_folder(folder, ["dark", "light"], per_class=6)

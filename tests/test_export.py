@@ -154,9 +154,11 @@ def exported_lite0(data, tmp_path_factory):
     clf = ttf.ImageClassifier.from_backbone("efficientnet_lite0", class_names=CLASSES, image_size=SIZE)
     ttf.fine_tune(clf, data.train, head_epochs=3, fine_tune_epochs=0, head_lr=1e-2, verbose=0)
     out = tmp_path_factory.mktemp("export") / "lite0"
-    return ttf.export(clf, out, precisions=["float32", INT8_IO], data=data, latency_repeats=2, verbose=0)
+    return ttf.export(clf, out, precisions=["float32", INT8_IO], formats=["tflite"], data=data, latency_repeats=2,
+                      verbose=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bundle, artefact", [
     ("exported", "float32"), ("exported", "int8_uint8_io"),
     ("exported_lite0", "float32"), ("exported_lite0", "int8_uint8_io"),
@@ -317,9 +319,10 @@ def folder_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_cli_export_re_reads_the_runs_data_and_prints_the_table(folder_run, capsys):
     assert cli.main(["export", str(folder_run), "--precision", "float32", "dynamic-range",
-                     "--latency-repeats", "2"]) == 0
+                     "--formats", "saved_model,tflite", "--latency-repeats", "2"]) == 0
     printed = capsys.readouterr().out
     for artefact in ("keras", "saved_model", "float32", "dynamic_range"):
         assert f"\n{artefact} " in printed

@@ -18,7 +18,7 @@ from transfer_tf import cli
 from transfer_tf.training.lr_finder import _Sweep, suggest
 from transfer_tf.training.schedules import DiscriminativeAdam, OneCycle, block_rates
 
-from conftest import separable_data
+from conftest import separable_data, train_to_resume
 from image_files import write_class_folder
 
 TESTS = Path(__file__).resolve().parent
@@ -129,23 +129,17 @@ def test_one_cycle_shape():
 # -- resume after a kill ---------------------------------------------------------------------
 
 SCRIPT = textwrap.dedent("""
-    import sys, time, json
+    import sys, time
     sys.path.insert(0, {tests!r})
+    import transfer_tf  # first, as every user script should
     import keras, numpy as np
-    import transfer_tf as ttf
-    from conftest import separable_data
+    from conftest import train_to_resume
 
     class Slow(keras.callbacks.Callback):  # epochs long enough for the test to kill one
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(0.4)
 
-    x, y = separable_data(48, 32, 3)
-    vx, vy = separable_data(15, 32, 3, seed=1)
-    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=3, image_size=32, weights=None, seed=0)
-    ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=4, fine_tune_epochs=4, batch_size=16, seed=0,
-                  verbose=0, backup_dir=sys.argv[1] if sys.argv[1] != "none" else None,
-                  callbacks=[Slow()], feature_cache=sys.argv[3])
-    np.savez(sys.argv[2], *clf.get_weights())
+    np.savez(sys.argv[2], *train_to_resume(sys.argv[1], sys.argv[3], [Slow()]))
 """)
 
 
@@ -176,9 +170,7 @@ def _kill_when(process, condition, timeout=300):
 def test_a_run_killed_in_a_phase_resumes_and_ends_as_an_uninterrupted_one(tmp_path, phase, cache):
     script = _script(tmp_path)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    reference = subprocess.run([sys.executable, str(script), "none", str(tmp_path / "ref.npz"), cache],
-                               env=env, capture_output=True, text=True, timeout=600)
-    assert reference.returncode == 0, reference.stderr[-2000:]
+    reference = train_to_resume(None, cache)  # the run never killed
     backup = tmp_path / "backup"
     running = subprocess.Popen([sys.executable, str(script), str(backup), str(tmp_path / "x.npz"), cache],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -191,7 +183,7 @@ def test_a_run_killed_in_a_phase_resumes_and_ends_as_an_uninterrupted_one(tmp_pa
                              env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not (tmp_path / "x.npz").exists()
-    for a, b in zip(_weights(tmp_path / "ref.npz"), _weights(tmp_path / "resumed.npz")):
+    for a, b in zip(reference, _weights(tmp_path / "resumed.npz"), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 

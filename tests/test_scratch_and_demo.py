@@ -12,6 +12,8 @@ from transfer_tf.model.freezing import all_layers, is_batchnorm
 
 from conftest import separable_data
 
+QUICK_FORMATS = ("saved_model", "tflite")
+
 
 def test_train_from_scratch_trains_everything_with_batchnorm_in_training_mode():
     clf = ttf.ImageClassifier.from_backbone("mobilenetv3small", num_classes=2, image_size=32, weights=None)
@@ -54,8 +56,9 @@ def test_digit_domains_do_not_overlap():
 @pytest.mark.slow
 def test_digits_demo_runs_end_to_end_and_saves(tmp_path):
     scenario = demo.DigitsDemo(source_epochs=1, head_epochs=1, fine_tune_epochs=1, target_per_class=5)
-    # One precision: the bundle's others are tested in test_export.py; `.ci/run` runs the whole demo.
-    record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=100, precisions=["float32"], verbose=0)
+    # One precision, no ONNX or OpenVINO: test_export*.py test them; `.ci/run` runs the whole demo.
+    record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=100, precisions=["float32"],
+                           formats=QUICK_FORMATS, verbose=0)
     saved = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert saved["gain"]["accuracy"] == pytest.approx(
         saved["transfer"]["accuracy"] - saved["from_scratch"]["accuracy"])
@@ -73,7 +76,8 @@ def test_digits_demo_runs_end_to_end_and_saves(tmp_path):
 @pytest.mark.slow
 def test_elpv_demo_fine_tunes_imagenet_lite0_against_scratch(tmp_path):
     scenario = demo.ElpvDemo(image_size=32, labelled=40, head_epochs=1, fine_tune_epochs=1)
-    record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=50, precisions=["int8"], verbose=0)
+    record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=50, precisions=["int8"],
+                           formats=QUICK_FORMATS, verbose=0)
     assert record["scenario"] == "elpv" and record["settings"]["weights"] == "imagenet"
     assert record["target_train_images"] == 40 and record["target_test_images"] == 2624 - 40
     assert record["from_scratch"]["num_images"] == record["transfer"]["num_images"] == 2584

@@ -185,7 +185,7 @@ def digit_domains(images, labels, *, target_per_class, seed):
 
 
 def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PARITY_IMAGES,
-             precisions=PRECISIONS, seed=0, verbose=1):
+             precisions=PRECISIONS, formats=None, seed=0, verbose=1):
     """Runs a demo scenario and saves the fine-tuned model, its export and the results.
 
     Args:
@@ -197,6 +197,9 @@ def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PA
             Defaults to `1000`.
         precisions: sequence of TFLite precision names or `TFLiteConfig`s
             the fine-tuned model is exported at. Defaults to all four.
+        formats: sequence of export format names, or `None` for every
+            format whose packages are installed (see `export`). Defaults to
+            `None`.
         seed: int. Seeds the choice of labelled images and every model.
             Defaults to `0`.
         verbose: int. 0 prints nothing, 1 progress bars, 2 one line per
@@ -268,8 +271,8 @@ def run_demo(scenario=None, *, out="saved_models/demo", parity_images=DEFAULT_PA
     tick = time.perf_counter()
     exported = export(
         transfer, out / "export", data=dataclasses.replace(target, validation=None, test=test.train),
-        name=f"transfer_tf demo: {config.name}", num_parity_images=checked, precisions=precisions, overwrite=True,
-        verbose=bool(verbose),
+        name=f"transfer_tf demo: {config.name}", num_parity_images=checked, precisions=precisions,
+        formats=formats, overwrite=True, verbose=bool(verbose),
     )
     timings["export"] = time.perf_counter() - tick
     record = {
