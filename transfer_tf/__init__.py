@@ -48,6 +48,7 @@ _PUBLIC = {
     "EstimatorClassifier": "methods.estimator_classifier",
     "load": "methods.loading",
     "pretrain": "methods.pretraining", "PretrainResult": "methods.pretraining",
+    "transferability": "methods.transferability", "Transferability": "methods.transferability",
     "Audit": "auditing.folder_audit", "audit": "auditing.folder_audit",
     "calibrate": "evaluation.calibration", "CalibrationResult": "evaluation.calibration",
     "compare": "evaluation.comparison", "ComparisonResult": "evaluation.comparison",
