@@ -1,5 +1,6 @@
 """LogME and the linear probe: scores of frozen features for a task, checked against hand computations."""
 
+import json
 import types
 
 import numpy as np
@@ -69,3 +70,30 @@ def test_bad_inputs_are_refused_with_what_was_received():
         logme(features[..., None], labels)
     with pytest.raises(ValueError, match="smallest class has 4. .*Received: folds=5"):
         linear_probe_accuracy(features, labels)
+
+
+def test_rank_bases_scores_each_candidate_on_the_training_images_only(tmp_path, capsys):
+    from transfer_tf import cli
+    from transfer_tf.methods.base_ranking import default_candidates
+
+    from image_files import write_class_folder
+
+    folder = tmp_path / "shades"
+    write_class_folder(folder, ["dark", "mid", "light"], per_class=12)
+    candidates = [("vgg16", 32), ("mobilenetv3small", 32)]
+    rows = ttf.rank_bases(folder, candidates=candidates, weights=None, validation_split=0.25, verbose=False)
+    splits = ttf.data.from_directory(folder, image_size=32, validation_split=0.25, verbose=False)
+    assert sorted((r.backbone, r.image_size) for r in rows) == sorted(candidates)
+    assert [r.logme for r in rows] == sorted((r.logme for r in rows), reverse=True)
+    assert all(r.num_images == len(splits.files["train"]) < 36 for r in rows)
+    assert all(0 <= r.linear_probe <= 1 and r.seconds > 0 for r in rows)
+    assert ("efficientnet_lite0", 224) in default_candidates() and ("efficientnet_lite0", 128) in default_candidates()
+
+    assert cli.main(["rank-bases", str(folder), "--candidates", "vgg16:32", "--weights", "none",
+                     "--no-linear-probe", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [(p["backbone"], p["image_size"], p["linear_probe"]) for p in printed] == [("vgg16", 32, None)]
+    assert cli.main(["rank-bases", str(folder), "--candidates", "vgg16:16", "--weights", "none"]) == 1
+    assert "at least 32 px. Received: image_size=16" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Received: candidates=\\[\\]"):
+        ttf.rank_bases(folder, candidates=[])

@@ -49,6 +49,7 @@ _PUBLIC = {
     "load": "methods.loading",
     "pretrain": "methods.pretraining", "PretrainResult": "methods.pretraining",
     "transferability": "methods.transferability", "Transferability": "methods.transferability",
+    "rank_bases": "methods.base_ranking", "RankedBase": "methods.base_ranking",
     "Audit": "auditing.folder_audit", "audit": "auditing.folder_audit",
     "calibrate": "evaluation.calibration", "CalibrationResult": "evaluation.calibration",
     "compare": "evaluation.comparison", "ComparisonResult": "evaluation.comparison",

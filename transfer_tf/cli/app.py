@@ -12,6 +12,7 @@
     transfer-tf predict RUN IMAGE_OR_DIR... --top-k 3
     transfer-tf export RUN --formats saved_model,tflite,onnx --max-accuracy-drop 1
     transfer-tf bench RUN
+    transfer-tf rank-bases DATA_DIR
     transfer-tf demo
 
 Each command is a module of `cli/commands` (its arguments and the call of
@@ -42,6 +43,7 @@ from transfer_tf.cli.commands import (
     lr_find,
     predict,
     pretrain,
+    rank_bases,
     train,
 )
 from transfer_tf.cli.config_file import apply_config
@@ -53,7 +55,7 @@ PROG = "transfer-tf"
 COMMANDS = {
     "backbones": backbones, "train": train, "compare": compare, "adapt": adapt, "pretrain": pretrain,
     "lr-find": lr_find, "evaluate": evaluate, "interpret": interpret, "audit": audit, "predict": predict,
-    "export": export, "bench": bench,
+    "export": export, "bench": bench, "rank-bases": rank_bases,
     "demo": demo,
 }
 
