@@ -97,3 +97,12 @@ def test_rank_bases_scores_each_candidate_on_the_training_images_only(tmp_path, 
     assert "at least 32 px. Received: image_size=16" in capsys.readouterr().err
     with pytest.raises(ValueError, match="Received: candidates=\\[\\]"):
         ttf.rank_bases(folder, candidates=[])
+
+    few = tmp_path / "few"
+    write_class_folder(few, ["a", "b"], per_class=4)  # 3 training images a class: too few for 5 folds
+    capsys.readouterr()
+    rows = ttf.rank_bases(few, candidates=[("vgg16", 32)], weights=None, validation_split=0.25)
+    assert rows[0].linear_probe is None and "No linear probe" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="smallest class has 3. Rank by LogME"):
+        ttf.rank_bases(few, candidates=[("vgg16", 32)], weights=None, validation_split=0.25,
+                       ranked_by="linear_probe")

@@ -17,6 +17,7 @@ from transfer_tf.methods.classical import extract_features
 from transfer_tf.methods.transferability import transferability
 
 SMALLER = 4 / 7  # the second size tried: 128 px for a base trained at 224
+PROBE_FOLDS = 5
 RANKED_BY = ("logme", "linear_probe")
 
 
@@ -69,8 +70,9 @@ def rank_bases(data_dir, *, candidates=None, weights="imagenet", validation_spli
         validation_split, test_split, seed: the split `train` would make;
             only its training images are read. Default to `0.2`, `0.0`, `0`.
         ranked_by: str. `"logme"` or `"linear_probe"`. Defaults to `"logme"`.
-        linear_probe: bool. Also fit the 5-fold linear probe (needs 5 images
-            of every class). Defaults to `True`.
+        linear_probe: bool. Also fit the 5-fold linear probe. It is left out,
+            with a note, when a class has fewer than 5 training images.
+            Defaults to `True`.
         verbose: bool. Print each candidate's scores. Defaults to `True`.
 
     Returns:
@@ -104,8 +106,10 @@ def rank_bases(data_dir, *, candidates=None, weights="imagenet", validation_spli
         started = time.perf_counter()
         splits = from_directory(data_dir, image_size=size, validation_split=validation_split,
                                 test_split=test_split, seed=seed, verbose=False)
+        if number == 1:
+            linear_probe = _probe_fits(splits, linear_probe, ranked_by, verbose)
         features = extract_features(backbone, splits.train, image_size=size, weights=weights, verbose=False)
-        score = transferability(features, linear_probe=linear_probe, seed=seed)
+        score = transferability(features, linear_probe=linear_probe, folds=PROBE_FOLDS, seed=seed)
         rows.append(RankedBase(backbone, size, score.logme, score.linear_probe, time.perf_counter() - started,
                                score.num_images))
         if verbose:
@@ -113,6 +117,23 @@ def rank_bases(data_dir, *, candidates=None, weights="imagenet", validation_spli
             print(f"[{number}/{len(candidates)}] {backbone} at {size} px: LogME {score.logme:.3f}{probe} "
                   f"({rows[-1].seconds:.1f} s, {score.num_images} training images)")
     return sorted(rows, key=lambda row: -getattr(row, ranked_by))
+
+
+def _probe_fits(splits, linear_probe, ranked_by, verbose):
+    """Whether the linear probe can run (every class needs `PROBE_FOLDS` training images); prints the split."""
+    smallest = min(splits.counts["train"])
+    if verbose:
+        print(splits.summary())  # the class counts, and the unreadable files left out
+    if not linear_probe or smallest >= PROBE_FOLDS:
+        return linear_probe
+    if ranked_by == "linear_probe":
+        raise ValueError(f"The {PROBE_FOLDS}-fold linear probe needs {PROBE_FOLDS} training images of every "
+                         f"class; the smallest class has {smallest}. Rank by LogME. Received: "
+                         f"ranked_by='linear_probe'")
+    if verbose:
+        print(f"No linear probe: it needs {PROBE_FOLDS} training images of every class, and the smallest "
+              f"has {smallest}. LogME alone ranks the bases.")
+    return False
 
 
 def format_ranking(rows):
