@@ -71,6 +71,8 @@ def test_train_refuses_calibration_it_cannot_do(folder, tmp_path, capsys):
     assert cli.main(["train", str(folder), *TINY, "--out", str(tmp_path / "b"), "--validation-split", "0",
                      "--calibrate"]) == 1
     assert "--calibrate fits on validation images" in capsys.readouterr().err
+    assert cli.main(["train", str(folder), *TINY, "--out", str(tmp_path / "c"), "--known-kept", "0.9"]) == 1
+    assert "add --calibrate. Received: --known-kept 0.9" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 

@@ -21,7 +21,7 @@ def add_parser(subparsers, common):
     train.add_argument("--calibrate", action="store_true",
                        help="once trained, fit the probabilities' temperature and the 'unknown' threshold "
                             "on the validation images (calibration.json, the report, every export)")
-    train.add_argument("--known-kept", type=float, default=0.95, metavar="SHARE",
+    train.add_argument("--known-kept", type=float, default=None, metavar="SHARE",
                        help="with --calibrate: share of validation images the 'unknown' threshold keeps "
                             "(default: 0.95)")
     add_strategy(train)
@@ -31,15 +31,20 @@ def add_parser(subparsers, common):
 
 def run(args):
     from transfer_tf.cli.jobs import format_calibration, format_training, train_run
+    from transfer_tf.evaluation.unknown import DEFAULT_KNOWN_KEPT
 
     if args.data_dir is None:
         raise ValueError("train needs DATA_DIR (an argument or `data_dir` in --config)")
+    if args.known_kept is not None and not args.calibrate:
+        raise ValueError(f"--known-kept sets the 'unknown' threshold that --calibrate chooses; add --calibrate. "
+                         f"Received: --known-kept {args.known_kept}")
     strategy = strategy_of(args)
     out = args.out or f"saved_models/{Path(args.data_dir).resolve().name}-{args.backbone}"
     _, splits, result = train_run(
         args.data_dir, out, model=ModelSettings.from_args(args), data=DataSettings.from_args(args),
         training=FineTuneSettings.from_args(args), overwrite=args.overwrite, resume=args.resume,
-        strategy=strategy, calibrate=args.calibrate, known_kept=args.known_kept, verbose=verbosity(args),
+        strategy=strategy, calibrate=args.calibrate,
+        known_kept=DEFAULT_KNOWN_KEPT if args.known_kept is None else args.known_kept, verbose=verbosity(args),
     )
     if not is_chief(strategy):
         return 0
