@@ -59,40 +59,43 @@ def logme(features, labels):
         ValueError: for arrays of the wrong shape or a single class.
     """
     features, labels = _check(features, labels)
-    n, d = features.shape
-    eigenvalues, eigenvectors = np.linalg.eigh(features.T @ features)
-    eigenvalues = np.clip(eigenvalues, 0.0, None)
-    evidences = []
-    for label in np.unique(labels):
-        target = (labels == label).astype(np.float64)
-        evidences.append(_evidence(features, target, eigenvalues, eigenvectors, n, d)[0])
-    return float(np.mean(evidences))
+    spectrum = _spectrum(features)
+    return float(np.mean([_evidence(features, (labels == label).astype(np.float64), spectrum)[0]
+                          for label in np.unique(labels)]))
 
 
 def fitted_evidence(features, target):
     """`(evidence per image, alpha, beta)` of one real-valued target: LogME's fixed point."""
     features = np.asarray(features, np.float64)
+    return _evidence(features, np.asarray(target, np.float64), _spectrum(features))
+
+
+def _spectrum(features):
+    """Eigenvalues (clipped at 0) and eigenvectors of `F^T F`, shared by every target of one feature set."""
     eigenvalues, eigenvectors = np.linalg.eigh(features.T @ features)
-    return _evidence(features, np.asarray(target, np.float64), np.clip(eigenvalues, 0.0, None), eigenvectors,
-                     *features.shape)
+    return np.clip(eigenvalues, 0.0, None), eigenvectors
 
 
-def _evidence(features, target, eigenvalues, eigenvectors, n, d):
-    alpha, beta = 1.0, 1.0
+def _evidence(features, target, spectrum):
+    eigenvalues, eigenvectors = spectrum
+    n, d = features.shape
     projected = eigenvectors.T @ (features.T @ target)
+
+    def posterior(alpha, beta):
+        """The posterior mean's squared norm and the squared residual at these precisions."""
+        mean = eigenvectors @ (projected * beta / (alpha + beta * eigenvalues))
+        return float(mean @ mean), float(((target - features @ mean) ** 2).sum())
+
+    alpha, beta = 1.0, 1.0
     for _ in range(_MAX_ITERATIONS):
         ratio = alpha / beta
         gamma = float((eigenvalues / (eigenvalues + ratio)).sum())
-        mean = eigenvectors @ (projected * beta / (alpha + beta * eigenvalues))
-        weight_norm = float(mean @ mean)
-        residual = float(((target - features @ mean) ** 2).sum())
+        weight_norm, residual = posterior(alpha, beta)
         alpha = gamma / (weight_norm + _EPSILON)
         beta = (n - gamma) / (residual + _EPSILON)
         if abs(alpha / beta - ratio) / ratio < _TOLERANCE:
             break
-    mean = eigenvectors @ (projected * beta / (alpha + beta * eigenvalues))
-    weight_norm = float(mean @ mean)
-    residual = float(((target - features @ mean) ** 2).sum())
+    weight_norm, residual = posterior(alpha, beta)
     evidence = (d / 2 * np.log(alpha) + n / 2 * np.log(beta) - 0.5 * np.sum(np.log(alpha + beta * eigenvalues))
                 - beta / 2 * residual - alpha / 2 * weight_norm - n / 2 * np.log(2 * np.pi))
     return float(evidence / n), alpha, beta
