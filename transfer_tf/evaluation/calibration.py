@@ -16,7 +16,12 @@ from scipy.optimize import minimize_scalar
 
 from transfer_tf.data.inputs import evaluation_data
 from transfer_tf.evaluation.predictions import predict_dataset
-from transfer_tf.evaluation.unknown import DEFAULT_KNOWN_KEPT, check_known_kept, choose_unknown_threshold
+from transfer_tf.evaluation.unknown import (
+    DEFAULT_KNOWN_KEPT,
+    check_known_kept,
+    choose_unknown_threshold,
+    is_unknown,
+)
 from transfer_tf.model.classifier import ImageClassifier
 
 ECE_BINS = 15
@@ -126,7 +131,7 @@ def calibrate(classifier, validation_data, *, known_kept=DEFAULT_KNOWN_KEPT):
         ece_after=expected_calibration_error(after, labels), nll_before=_nll(logits, labels),
         nll_after=_nll(logits / temperature, labels), accuracy=float(np.mean(before.argmax(1) == labels)),
         num_images=len(labels), unknown_threshold=threshold, known_kept=known_kept,
-        kept=None if threshold is None else float(np.mean(after.max(axis=1) >= threshold)),
+        kept=None if threshold is None else float(np.mean(~is_unknown(after, threshold))),
         reliability_before=reliability(before, labels),
         reliability_after=reliability(after, labels))
 

@@ -39,6 +39,15 @@ def choose_unknown_threshold(scores, known_kept=DEFAULT_KNOWN_KEPT):
     return float(max(top[min(rejected, len(top) - 1)] - _FLOAT32_SLACK, np.finfo(np.float32).tiny))
 
 
+def is_unknown(scores, threshold):
+    """Per image (per row of class probabilities): whether its top probability is below `threshold`.
+
+    The one rule of the "unknown" answer; `threshold=None` answers no image "unknown".
+    """
+    top = np.asarray(scores).max(axis=-1)
+    return np.zeros(np.shape(top), bool) if threshold is None else top < threshold
+
+
 def check_known_kept(known_kept):
     """Raises `ValueError` unless `known_kept` is a share in (0, 1]."""
     if not (is_number(known_kept) and 0 < known_kept <= 1):
@@ -91,7 +100,7 @@ def predict_labels(classifier, images, *, reject=False, unknown_label=UNKNOWN_LA
     names = [classifier.class_names[i] for i in scores.argmax(axis=1)]
     if not reject:
         return names
-    return [unknown_label if top < threshold else name for name, top in zip(names, scores.max(axis=1))]
+    return [unknown_label if unknown else name for name, unknown in zip(names, is_unknown(scores, threshold))]
 
 
 def _image_batches(classifier, images):

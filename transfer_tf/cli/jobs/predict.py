@@ -9,7 +9,7 @@ from transfer_tf.data.directory import list_images
 from transfer_tf.data.images import check_image, read_image
 from transfer_tf.data.splits import skipped_report
 from transfer_tf.evaluation.predictions import class_probabilities
-from transfer_tf.evaluation.unknown import UNKNOWN_LABEL
+from transfer_tf.evaluation.unknown import UNKNOWN_LABEL, is_unknown
 from transfer_tf.methods.loading import load
 from transfer_tf.model.classifier import ImageClassifier
 from transfer_tf.model.run_data import resize_policy, run_data
@@ -71,7 +71,7 @@ def predict_files(run, paths, *, top_k=3, verify=True, reject=True):
             order = np.argsort(-row, kind="stable")[:k]
             predictions.append({
                 "path": str(path),
-                "unknown": bool(threshold is not None and row.max() < threshold),
+                "unknown": bool(is_unknown(row, threshold)),
                 "top": [{"label": classifier.class_names[i], "score": float(row[i])} for i in order],
             })
     return predictions, skipped
