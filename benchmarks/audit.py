@@ -34,9 +34,9 @@ import transfer_tf as ttf  # first: sets TensorFlow's CPU options before it load
 import numpy as np
 from PIL import Image
 
+from _data import SIGN_DIGITS
 from _results import write_results
 
-SIGN_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
 RESULTS = Path(__file__).parent / "results" / "audit.json"
 ISSUES = ("label", "duplicate", "conflict", "leakage", "near_duplicate")
 

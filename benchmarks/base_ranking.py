@@ -21,7 +21,6 @@ Writes `benchmarks/results/base_ranking.json`.
 """
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,24 +30,18 @@ import numpy as np
 import transfer_tf as ttf
 from transfer_tf.methods.base_ranking import default_candidates
 
+from _data import SIGN_DIGITS, linked_digits
 from _results import write_results
 
 RESULTS = Path(__file__).parent / "results"
-SIGN_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
-
-
-def digits_subset(per_class, into):
-    for folder in sorted(SIGN_DIGITS.iterdir()):
-        (into / folder.name).mkdir(parents=True)
-        for image in sorted(folder.iterdir())[:per_class]:
-            os.symlink(image, into / folder.name / image.name)
-    return into
 
 
 def loader(name, args, work):
     """`load(image_size)`: the set's splits at that size, the same images in the same splits every time."""
     if name == "digits":
-        folder = digits_subset(args.per_class, work / "digits")
+        if not SIGN_DIGITS.is_dir():
+            raise SystemExit(f"Sign-language digits not found at {SIGN_DIGITS}; use --data elpv.")
+        folder = linked_digits(work / "digits", per_class=args.per_class)
         return lambda size: ttf.data.from_directory(folder, image_size=size, validation_split=0.2, test_split=0.2,
                                                     seed=args.seed, verbose=False)
     chosen = np.random.default_rng(args.seed).permutation(2624)[:args.cells]

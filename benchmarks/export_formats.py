@@ -24,10 +24,10 @@ from pathlib import Path
 
 import transfer_tf as ttf
 
+from _data import SIGN_DIGITS
 from _results import write_results
 
 RESULTS = Path(__file__).parent / "results"
-SIGN_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
 
 
 def load(name, image_size, seed):

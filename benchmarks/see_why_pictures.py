@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from _data import SIGN_DIGITS
+
 RESULTS = Path(__file__).parent / "results" / "see_why"
-SIGN_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
 
 
 def transfer_tf(*arguments):

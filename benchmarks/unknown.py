@@ -30,32 +30,22 @@ Writes `benchmarks/results/unknown.json`.
 """
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _data import SIGN_DIGITS, linked_digits
 from _results import write_results
 
 import transfer_tf as ttf
 from transfer_tf.evaluation.unknown import choose_unknown_threshold
 
 RESULTS = Path(__file__).parent / "results"
-SIGN_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
 KNOWN, NEW = [str(d) for d in range(5)], [str(d) for d in range(5, 10)]
 NEIGHBOURS = 10
 SCORES = ("max_probability", "energy", "nearest_neighbour")
-
-
-def class_subset(classes, into):
-    """A folder of symbolic links to the images of some class folders of the digits."""
-    for name in classes:
-        (into / name).mkdir(parents=True)
-        for image in sorted((SIGN_DIGITS / name).iterdir()):
-            os.symlink(image, into / name / image.name)
-    return into
 
 
 def features_and_logits(clf, images):
@@ -96,9 +86,9 @@ def auroc(known, unknown):
 
 def measure(seed, args, elpv_images, work):
     started = time.perf_counter()
-    known = ttf.data.from_directory(class_subset(KNOWN, work / f"known_{seed}"), image_size=args.image_size,
+    known = ttf.data.from_directory(linked_digits(work / f"known_{seed}", KNOWN), image_size=args.image_size,
                                     validation_split=0.1, test_split=0.2, seed=seed, verbose=0)
-    new = ttf.data.from_directory(class_subset(NEW, work / f"new_{seed}"), image_size=args.image_size,
+    new = ttf.data.from_directory(linked_digits(work / f"new_{seed}", NEW), image_size=args.image_size,
                                   validation_split=0.0, seed=seed, verbose=0)
     clf = ttf.ImageClassifier.from_backbone("efficientnet_lite0", class_names=known.class_names,
                                             image_size=args.image_size, weights="imagenet")
