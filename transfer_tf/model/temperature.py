@@ -49,10 +49,7 @@ class TemperatureScaling(keras.layers.Layer):
 
 def check_temperature(temperature):
     """The temperature as a float, if it is a positive finite number."""
-    try:
-        value = float(temperature)
-    except (TypeError, ValueError):
-        value = float("nan")
+    value = _as_float(temperature)
     if not 0.0 < value < float("inf"):
         raise ValueError(f"temperature must be a number > 0. Received: temperature={temperature!r}")
     return value
@@ -62,11 +59,16 @@ def check_unknown_threshold(threshold):
     """`None`, or the threshold as a float, if it is a probability in (0, 1]."""
     if threshold is None:
         return None
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = float("nan")
+    value = _as_float(threshold)
     if not 0.0 < value <= 1.0:
         raise ValueError("unknown_threshold must be None or a probability in (0, 1]. "
                          f"Received: unknown_threshold={threshold!r}")
     return value
+
+
+def _as_float(value):
+    """`value` as a float, or NaN (which every range check refuses) if it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
