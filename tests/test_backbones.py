@@ -84,3 +84,36 @@ def test_image_size_below_minimum_is_refused():
 def test_malformed_image_size_is_refused(size):
     with pytest.raises(ValueError, match="image_size must be a positive int or a"):
         ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=size, weights=None)
+
+
+@pytest.mark.parametrize("name, units", [
+    ("resnet50", ["conv5_block1", "conv5_block2", "conv5_block3"]),
+    ("efficientnet_lite0", ["block6a", "block6b", "block6c", "block6d", "block7a"]),
+    ("vgg16", ["block5_conv1", "block5_conv2", "block5_conv3"]),
+])
+def test_the_last_block_splits_into_units_that_phase_2_can_start_from(name, units):
+    from transfer_tf.backbones.blocks import unit_blocks
+    from transfer_tf.model.freezing import blocks_to_unfreeze, unfreeze_top_blocks
+
+    clf = ttf.ImageClassifier.from_backbone(name, num_classes=2, image_size=32, weights=None)
+    spec = clf.backbone_spec
+    blocks = unit_blocks(clf.base, spec)
+    assert [b.name for b in blocks] == [*spec.block_names[:-1], *units]
+    groups = ttf.block_layers(clf.base, spec, blocks)
+    assert [layer for layers in groups.values() for layer in layers] == clf.base.layers
+    assert [layer for unit in units for layer in groups[unit]] == ttf.block_layers(clf.base, spec)[
+        spec.block_names[-1]]
+
+    assert blocks_to_unfreeze(clf, units[-1]) == (units[-1],)
+    assert blocks_to_unfreeze(clf, units[-2]) == tuple(units[-2:])
+    assert blocks_to_unfreeze(clf, spec.block_names[-2]) == spec.block_names[-2:]
+    unfreeze_top_blocks(clf, units[-1])
+    trainable = {layer.name for layer in clf.base.layers if layer.trainable_weights}
+    assert trainable and trainable <= {layer.name for layer in groups[units[-1]]}
+    bottom, top = ttf.split_base(clf.base, spec, units[-1])
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    inputs = clf.preprocessor(images)
+    np.testing.assert_allclose(top(bottom(inputs)), clf.base(inputs), atol=1e-5)
+    with pytest.raises(ValueError, match=f"a unit of its last block: {', '.join(units)}. "
+                                         "Received: unfreeze_blocks='conv9'"):
+        blocks_to_unfreeze(clf, "conv9")

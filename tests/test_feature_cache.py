@@ -45,7 +45,8 @@ def assert_same_training(a, b, result_a, result_b):
         np.testing.assert_allclose(result_a.history[key], result_b.history[key], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("unfreeze, cached_phases", [(1, ["head", "fine_tune"]), ("all", ["head"])])
+@pytest.mark.parametrize("unfreeze, cached_phases", [(1, ["head", "fine_tune"]), ("all", ["head"]),
+                                                     ("block5_conv3", ["head", "fine_tune"])])
 def test_cached_phases_train_exactly_as_the_uncached_path(unfreeze, cached_phases):
     x, y = separable_data(48, 32, 3)
     vx, vy = separable_data(15, 32, 3, seed=1)
@@ -60,11 +61,14 @@ def test_cached_phases_train_exactly_as_the_uncached_path(unfreeze, cached_phase
     (plain, plain_result, before), (cached, cached_result, _) = runs["off"], runs["memory"]
     assert plain_result.cache["used"] is False
     assert cached_result.cache["used"] is True and cached_result.cache["phases"] == cached_phases
-    assert cached_result.cache["cut"] == ("block5" if unfreeze == 1 else None)
+    assert cached_result.cache["cut"] == {1: "block5", "all": None}.get(unfreeze, unfreeze)
     assert_same_training(plain, cached, plain_result, cached_result)
     # Something trained in phase 2 (the comparison above is not between two untouched models).
     moved = [not np.array_equal(b, a) for b, a in zip(before, weights_of(cached.base))]
     assert any(moved)
+    if unfreeze == "block5_conv3":  # a unit: only its layer moved, not the rest of block5
+        paths = [w.path for w in cached.base.weights]
+        assert sorted({p.split("/")[0] for p, m in zip(paths, moved) if m}) == ["block5_conv3"]
     assert [p.trainable_params for p in plain_result.phases] == [
         p.trainable_params for p in cached_result.phases]
 

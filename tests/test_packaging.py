@@ -34,7 +34,7 @@ def test_ci_runs_the_readme_commands_verbatim():
 def test_public_api():
     added_since_0_1_0 = ["Audit", "Bench", "CalibrationResult", "Interpretation", "TemperatureScaling", "audit",
                          "bench", "calibrate", "grad_cam", "interpret", "predict_labels",
-                         "transferability", "Transferability", "rank_bases", "RankedBase"]
+                         "transferability", "Transferability", "rank_bases", "RankedBase", "auto", "AutoResult"]
     assert sorted(ttf.__all__) == sorted(PUBLIC_NAMES_0_1_0 + added_since_0_1_0)
     assert sorted(ttf.data.__all__) == [
         "AUGMENTATIONS", "ELPV_LICENCE", "ElpvArrays", "IMAGE_EXTENSIONS", "ImageSplits",

@@ -63,6 +63,7 @@ _PUBLIC = {
     "export": "exporting", "ExportResult": "exporting", "FlexOpsRequiredError": "exporting",
     "TFLiteConfig": "exporting", "bench": "exporting", "Bench": "exporting",
     "predict_files": "cli.jobs.predict",
+    "auto": "cli.jobs.auto_choice", "AutoResult": "cli.jobs.auto_choice",
 }
 _SUBMODULES = {"data": "data", "plots": "evaluation.plots"}
 

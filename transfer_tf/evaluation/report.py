@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transfer_tf.core.integrity import write_text_atomically
 from transfer_tf.evaluation import plots
+from transfer_tf.evaluation.auto_tables import auto_tables
 from transfer_tf.evaluation.calibration import CalibrationResult, calibration_lines
 from transfer_tf.evaluation.interpretation import Interpretation, file_reader
 from transfer_tf.evaluation.interpretation_plots import INTERPRETATION_FILES, write_interpretation
@@ -19,6 +20,7 @@ from transfer_tf.evaluation.report_page import write_report_page
 from transfer_tf.methods.loading import load
 from transfer_tf.model.run_data import run_data
 from transfer_tf.model.saving import (
+    AUTO_FILE,
     CALIBRATION_FILE,
     CONFIG_FILE,
     DATA_FILE,
@@ -116,8 +118,10 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
         held_out = "test" if "test" in evaluations else "validation"
         write_metrics(run, {"split": held_out, **evaluations[held_out]})
     data = splits.to_dict() if splits is not None else run_data(run)
-    text = report_markdown(run, config, record, data, evaluations, plot_files, calibration)
-    write_report_page(run / PAGE_FILE, f"Run report: {run.name}", report_tables(config, record, data, calibration),
+    auto = read_json(run / AUTO_FILE) if (run / AUTO_FILE).is_file() else None
+    text = report_markdown(run, config, record, data, evaluations, plot_files, calibration, auto)
+    write_report_page(run / PAGE_FILE, f"Run report: {run.name}",
+                      report_tables(config, record, data, calibration, auto),
                       {split: format_metrics(m) for split, m in evaluations.items()}, plot_files, analysis)
     path = write_text_atomically(run / REPORT_FILE, text)
     if verbose:
@@ -138,16 +142,17 @@ def _interpretation(run, classifier, splits, predictions, names, verbose):
     }
 
 
-def report_tables(config, record, data, calibration=None):
-    """The report's tables, each `(heading, header, rows, note)`: settings, data, training, calibration."""
+def report_tables(config, record, data, calibration=None, auto=None):
+    """The report's tables, each `(heading, header, rows, note)`: settings, data, training, calibration, auto."""
     tables = [_model_table(config), _data_table(data), _training_table(record)]
-    return tables + ([] if calibration is None else [_calibration_table(calibration)])
+    tables += [] if calibration is None else [_calibration_table(calibration)]
+    return tables + ([] if auto is None else auto_tables(auto))
 
 
-def report_markdown(run, config, record, data, evaluations, plot_files, calibration=None):
+def report_markdown(run, config, record, data, evaluations, plot_files, calibration=None, auto=None):
     """The Markdown text of the report; every link points to a file in `run`."""
     lines = [f"# Run report: {run.name}", ""]
-    for heading, header, rows, note in report_tables(config, record, data, calibration):
+    for heading, header, rows, note in report_tables(config, record, data, calibration, auto):
         lines += [f"## {heading}", ""]
         if rows:
             lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -167,6 +172,7 @@ def report_markdown(run, config, record, data, evaluations, plot_files, calibrat
         (HISTORY_FILE, "metrics per epoch and phase"), (DATA_FILE, "data source, split and counts"),
         (METRICS_FILE, "held-out metrics"),
         (CALIBRATION_FILE, "the temperature and the 'unknown' threshold, fitted on the validation images"),
+        (AUTO_FILE, "what `transfer-tf auto` tried, measured and chose"),
         (f"{INTERPRETATION_DIR}/{INTERPRETATION_FILES['table']}",
          "every validation image: true and predicted class, loss, probabilities (highest loss first)"),
     )

@@ -32,6 +32,7 @@ class RankedBase:
         linear_probe: float or `None`.
         seconds: float. Reading the images at this size, the base's pass and the scores.
         num_images: int. Training images scored.
+        scoring_seconds: float. The scores alone (LogME and the probe).
     """
 
     backbone: str
@@ -40,6 +41,7 @@ class RankedBase:
     linear_probe: object
     seconds: float
     num_images: int
+    scoring_seconds: float = 0.0
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -91,6 +93,23 @@ def rank_bases(data_dir, *, candidates=None, weights="imagenet", validation_spli
     check_choice("ranked_by", ranked_by, RANKED_BY)
     if ranked_by == "linear_probe" and not linear_probe:
         raise ValueError("ranked_by='linear_probe' needs the probe. Received: linear_probe=False")
+    candidates = check_candidates(candidates)
+    rows = []
+    for number, (backbone, size) in enumerate(candidates, 1):
+        started = time.perf_counter()
+        splits = from_directory(data_dir, image_size=size, validation_split=validation_split,
+                                test_split=test_split, seed=seed, verbose=False)
+        if number == 1:
+            linear_probe = linear_probe_fits(splits, linear_probe, ranked_by, verbose)
+        rows.append(score_base(backbone, splits, image_size=size, weights=weights, linear_probe=linear_probe,
+                               seed=seed, started=started))
+        if verbose:
+            print(f"[{number}/{len(candidates)}] {describe(rows[-1])}")
+    return sorted(rows, key=lambda row: -getattr(row, ranked_by))
+
+
+def check_candidates(candidates):
+    """`(backbone, image_size)` pairs checked before any work; `None` gives `default_candidates()`."""
     given = candidates
     candidates = default_candidates() if given is None else [(str(b), int(s)) for b, s in given]
     if not candidates:
@@ -102,25 +121,29 @@ def rank_bases(data_dir, *, candidates=None, weights="imagenet", validation_spli
         if size < spec.min_size:
             raise ValueError(f"{backbone} takes images of at least {spec.min_size} px. "
                              f"Received: image_size={size}")
-    rows = []
-    for number, (backbone, size) in enumerate(candidates, 1):
-        started = time.perf_counter()
-        splits = from_directory(data_dir, image_size=size, validation_split=validation_split,
-                                test_split=test_split, seed=seed, verbose=False)
-        if number == 1:
-            linear_probe = _probe_fits(splits, linear_probe, ranked_by, verbose)
-        features = extract_features(backbone, splits.train, image_size=size, weights=weights, verbose=False)
-        score = transferability(features, linear_probe=linear_probe, folds=PROBE_FOLDS, seed=seed)
-        rows.append(RankedBase(backbone, size, score.logme, score.linear_probe, time.perf_counter() - started,
-                               score.num_images))
-        if verbose:
-            probe = "" if score.linear_probe is None else f", linear probe {score.linear_probe:.1%}"
-            print(f"[{number}/{len(candidates)}] {backbone} at {size} px: LogME {score.logme:.3f}{probe} "
-                  f"({rows[-1].seconds:.1f} s, {score.num_images} training images)")
-    return sorted(rows, key=lambda row: -getattr(row, ranked_by))
+    return candidates
 
 
-def _probe_fits(splits, linear_probe, ranked_by, verbose):
+def score_base(model, splits, *, image_size=None, weights="imagenet", linear_probe=True, seed=0,
+               feature_cache_mode="auto", started=None):
+    """One candidate's `RankedBase`: its frozen base run over `splits.train`, the features scored.
+
+    `model` is a backbone name or an `ImageClassifier`; `started` is when its
+    seconds began (`time.perf_counter()`), by default now.
+    """
+    started = time.perf_counter() if started is None else started
+    features = extract_features(model, splits.train, image_size=image_size, weights=weights,
+                                feature_cache_mode=feature_cache_mode, verbose=False)
+    scoring = time.perf_counter()
+    score = transferability(features, linear_probe=linear_probe, folds=PROBE_FOLDS, seed=seed)
+    now = time.perf_counter()
+    backbone = model if isinstance(model, str) else model.backbone_name
+    size = image_size if isinstance(model, str) else model.image_size[0]
+    return RankedBase(backbone, size, score.logme, score.linear_probe, now - started, score.num_images,
+                      now - scoring)
+
+
+def linear_probe_fits(splits, linear_probe, ranked_by, verbose):
     """Whether the linear probe can run (every class needs `PROBE_FOLDS` training images); prints the split."""
     smallest = min(splits.counts["train"])
     if verbose:
@@ -135,6 +158,13 @@ def _probe_fits(splits, linear_probe, ranked_by, verbose):
         print(f"No linear probe: it needs {PROBE_FOLDS} training images of every class, and the smallest "
               f"has {smallest}. LogME alone ranks the bases.")
     return False
+
+
+def describe(row):
+    """One candidate's scores in a line."""
+    probe = "" if row.linear_probe is None else f", linear probe {row.linear_probe:.1%}"
+    return (f"{row.backbone} at {row.image_size} px: LogME {row.logme:.3f}{probe} "
+            f"({row.seconds:.1f} s, {row.num_images} training images)")
 
 
 def format_ranking(rows):

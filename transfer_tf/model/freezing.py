@@ -9,7 +9,7 @@ for a nested functional base, hence both.
 
 import keras
 
-from transfer_tf.backbones.blocks import block_layers
+from transfer_tf.backbones.blocks import block_layers, block_map, unit_blocks
 from transfer_tf.core.checks import is_int
 
 
@@ -35,16 +35,24 @@ def blocks_to_unfreeze(classifier, unfreeze_blocks):
 
     Args:
         classifier: `ImageClassifier`.
-        unfreeze_blocks: int or `"all"`. `0` unfreezes nothing.
+        unfreeze_blocks: int, `"all"`, or the name of a block or of a unit
+            of the last block (`blocks.unit_blocks`): that one and those
+            above it. `0` unfreezes nothing.
 
     Raises:
-        ValueError: if `unfreeze_blocks` is not `"all"` or an int in
-            `[0, number of blocks]`, or the base has no block map (a custom
-            base) and `unfreeze_blocks` is neither `0` nor `"all"`.
+        ValueError: if `unfreeze_blocks` is not `"all"`, an int in
+            `[0, number of blocks]` or a block or unit of the base, or the
+            base has no block map (a custom base) and `unfreeze_blocks` is
+            neither `0` nor `"all"`.
     """
     spec = classifier.backbone_spec
     if unfreeze_blocks == "all":
         return spec.block_names if spec else ("all",)
+    if isinstance(unfreeze_blocks, str) and spec is not None:  # a block or unit: it and those above it
+        for blocks in (spec.blocks, unit_blocks(classifier.base, spec)):
+            names = [block.name for block in blocks]
+            if unfreeze_blocks in names:
+                return tuple(names[names.index(unfreeze_blocks):])
     if spec is None:
         if unfreeze_blocks == 0:
             return ()
@@ -55,9 +63,11 @@ def blocks_to_unfreeze(classifier, unfreeze_blocks):
         )
     count = len(spec.blocks)
     if not is_int(unfreeze_blocks) or not 0 <= unfreeze_blocks <= count:
+        units = [block.name for block in unit_blocks(classifier.base, spec)[count - 1:]]
+        in_units = f"; or a unit of its last block: {', '.join(units)}" if len(units) > 1 else ""
         raise ValueError(
-            f"unfreeze_blocks must be 'all' or an int from 0 to {count} ({spec.name} "
-            f"has blocks {', '.join(spec.block_names)}). "
+            f"unfreeze_blocks must be 'all', an int from 0 to {count} ({spec.name} "
+            f"has blocks {', '.join(spec.block_names)}), or a block's name{in_units}. "
             f"Received: unfreeze_blocks={unfreeze_blocks!r}"
         )
     return spec.block_names[count - unfreeze_blocks:]
@@ -68,8 +78,9 @@ def unfreeze_top_blocks(classifier, unfreeze_blocks, *, train_bn=False):
 
     Args:
         classifier: `ImageClassifier`.
-        unfreeze_blocks: int or `"all"`. How many blocks, counted from the
-            output, become trainable.
+        unfreeze_blocks: int, `"all"` or a block or unit name. How many
+            blocks, counted from the output, become trainable, or from which
+            one (`blocks_to_unfreeze`).
         train_bn: bool. Whether BatchNormalization layers in those blocks train
             their gamma and beta. Their moving statistics stay fixed either
             way. Defaults to `False`.
@@ -84,7 +95,7 @@ def unfreeze_top_blocks(classifier, unfreeze_blocks, *, train_bn=False):
         return ()
     base.trainable = True
     if unfreeze_blocks != "all":
-        groups = block_layers(base, classifier.backbone_spec)
+        groups = block_layers(base, classifier.backbone_spec, block_map(base, classifier.backbone_spec, names[0]))
         for block_name, layers in groups.items():
             for layer in layers:
                 layer.trainable = block_name in names

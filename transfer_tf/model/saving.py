@@ -28,6 +28,7 @@ DATA_FILE = "data.json"
 METRICS_FILE = "metrics.json"
 ESTIMATOR_FILE = "estimator.skops"
 CALIBRATION_FILE = "calibration.json"
+AUTO_FILE = "auto.json"
 FORMAT_VERSION = 1
 
 
@@ -79,7 +80,7 @@ def save(classifier, directory, *, overwrite=True, data_summary=None, record=Non
         )
     record = classifier.training_record if record is None else record
     with staged_folder(directory, last=CONFIG_FILE,
-                       remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE, CALIBRATION_FILE)) as staging:
+                       remove=(HISTORY_FILE, DATA_FILE, ESTIMATOR_FILE, CALIBRATION_FILE, AUTO_FILE)) as staging:
         save_model_file(classifier, staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text(labels_text(classifier.class_names))
         for name, content in (extra_files or {}).items():

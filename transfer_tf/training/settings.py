@@ -30,13 +30,13 @@ from transfer_tf.core.settings_base import Settings, setting
 
 
 def parse_blocks(value):
-    """`"all"` or a number of blocks."""
+    """`"all"`, a number of blocks, or the name of a block or unit (checked against the backbone later)."""
     if str(value).lower() == "all":
         return "all"
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"expected a number or 'all', got {value!r}") from None
+        return str(value)
 
 
 def parse_feature_cache(value):
@@ -150,7 +150,8 @@ class FineTuneSettings(Settings):
     head_epochs: int = setting(5, "phase 1 epochs")
     fine_tune_epochs: int = setting(5, "phase 2 epochs")
     unfreeze_blocks: object = setting(
-        1, "top blocks trained in phase 2: a number or 'all'", parse=parse_blocks)
+        1, "top blocks trained in phase 2: a number, 'all', or the block or unit to start from "
+           "(e.g. conv5_block3: ResNet50's last residual unit)", parse=parse_blocks)
     head_lr: float = setting(1e-3, "phase 1 learning rate, or 'find' (the learning-rate finder's "
                              "valley)", parse=parse_rate)
     fine_tune_lr: float = setting(

@@ -9,7 +9,7 @@ the phases are two explicit `fit` calls (`phases.run_phase` compiles each).
 import contextlib
 import dataclasses
 
-from transfer_tf.backbones.blocks import block_layers
+from transfer_tf.backbones.blocks import block_layers, block_map
 from transfer_tf.core.seeding import seed_job
 from transfer_tf.core.settings_base import fill, keywords_of
 from transfer_tf.data.inputs import class_weight_for, training_data
@@ -80,9 +80,13 @@ def fine_tune(classifier, train_data, validation_data=None, *, settings=None, ca
             was built in, if any.
         head_epochs: int. Epochs of phase 1. Defaults to `5`.
         fine_tune_epochs: int. Epochs of phase 2. Defaults to `5`.
-        unfreeze_blocks: int or `"all"`. Blocks of the base, counted from the
-            output, that train in phase 2; `0` trains the head only (feature
-            extraction), `"all"` the whole base. Defaults to `1`.
+        unfreeze_blocks: int, `"all"` or a name. Blocks of the base, counted
+            from the output, that train in phase 2; `0` trains the head only
+            (feature extraction), `"all"` the whole base. A block's name
+            trains it and those above it; a unit of the last block (ResNet's
+            `"conv5_block3"`, EfficientNet's `"block7a"`, VGG's
+            `"block5_conv3"`; see `blocks.unit_blocks`) trains less than the
+            whole block, for a faster phase 2. Defaults to `1`.
         head_lr: float. Adam learning rate of phase 1. Defaults to `1e-3`.
         fine_tune_lr: float or `None`. Adam learning rate of phase 2.
             Defaults to `None`, meaning `head_lr / 100`.
@@ -214,7 +218,8 @@ def phase_of(classifier, name, data, unfrozen, epochs, learning_rate, schedule="
     if rates is not None and unfrozen and classifier.backbone_spec is not None:
         per_block = block_rates(list(unfrozen), *rates)
         rate = ", ".join(f"{block} {value:.2g}" for block, value in per_block.items()) + f", head {rates[1]:g}"
-        groups = block_layers(classifier.base, classifier.backbone_spec)
+        spec = classifier.backbone_spec
+        groups = block_layers(classifier.base, spec, block_map(classifier.base, spec, unfrozen[0]))
         multipliers = {id(w): per_block[block] / rates[1] for block in per_block
                        for layer in groups[block] for w in layer.trainable_weights}
     if schedule != "constant":

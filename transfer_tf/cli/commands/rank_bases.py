@@ -12,12 +12,7 @@ def add_parser(subparsers, common):
     rank = subparsers.add_parser(
         "rank-bases", parents=[common],
         help="which pretrained base suits a folder: each frozen base run once, scored by LogME and a linear probe")
-    rank.add_argument("data_dir", help="one sub-folder of images per class, or train/, validation/, test/ folders")
-    rank.add_argument("--candidates", type=_candidates, metavar="BACKBONE:SIZE,...",
-                      help="bases to score, e.g. efficientnet_lite0:224,efficientnet_lite0:128 (default: every "
-                           "backbone with ImageNet weights here, at its own size and about 4/7 of it)")
-    rank.add_argument("--weights", default="imagenet", type=parse_weights,
-                      help="'imagenet', 'none' or a weights file (default: imagenet)")
+    add_candidate_options(rank)
     rank.add_argument("--ranked-by", default="logme", choices=("logme", "linear_probe"), help="(default: logme)")
     rank.add_argument("--no-linear-probe", action="store_true", help="LogME only (quicker)")
     rank.add_argument("--validation-split", type=float, default=0.2,
@@ -29,7 +24,17 @@ def add_parser(subparsers, common):
     return rank
 
 
-def _candidates(text):
+def add_candidate_options(parser):
+    """The folder, the candidate bases and their weights: what `rank-bases` and `auto` share."""
+    parser.add_argument("data_dir", help="one sub-folder of images per class, or train/, validation/, test/ folders")
+    parser.add_argument("--candidates", type=parse_candidates, metavar="BACKBONE:SIZE,...",
+                        help="bases to score, e.g. efficientnet_lite0:224,efficientnet_lite0:128 (default: every "
+                             "backbone with ImageNet weights here, at its own size and about 4/7 of it)")
+    parser.add_argument("--weights", default="imagenet", type=parse_weights,
+                        help="'imagenet', 'none' or a weights file (default: imagenet)")
+
+
+def parse_candidates(text):
     pairs = []
     for item in text.split(","):
         backbone, _, size = item.strip().partition(":")
