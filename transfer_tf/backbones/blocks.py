@@ -136,6 +136,8 @@ def unit_blocks(base, spec):
         if current is not None:
             units[current] = layer.name
     names = list(units)
+    if len(names) < 2:  # nothing to split
+        return spec.blocks
     return spec.blocks[:-1] + tuple(Block(name, ends_at=re.escape(units[name])) for name in names[:-1]) + (
         Block(names[-1]),)
 
