@@ -95,7 +95,7 @@ def timed(command, env, repeats):
 def stages(profile_file, wall, imported):
     """Seconds per stage from the profile; `other` is what none of them covers."""
     stats = pstats.Stats(str(profile_file)).stats
-    wanted = {**{stage: where for stage, where in STAGES.items()}, **{part: where[1:] for part, where in PARTS.items()}}
+    wanted = {**STAGES, **{part: where[1:] for part, where in PARTS.items()}}
     found = {}
     for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
         for stage, (suffix, name) in wanted.items():

@@ -95,15 +95,17 @@ def split_base(base, spec, first_top_block):
 
     Raises:
         ValueError: if `first_top_block` is not a block of `spec` after its
-            first one.
+            first one, nor a unit of its last block.
     """
-    groups = block_layers(base, spec, block_map(base, spec, first_top_block))
-    names = list(groups)
-    if first_top_block not in names[1:]:
+    blocks = block_map(base, spec, first_top_block)
+    if blocks is None or first_top_block == blocks[0].name:
+        units = unit_names(base, spec)
         raise ValueError(
-            f"first_top_block must be one of {names[1:]}. "
-            f"Received: first_top_block={first_top_block!r}"
+            f"first_top_block must be one of {list(spec.block_names[1:])}"
+            + (f" or a unit of the last block {units}" if units else "")
+            + f". Received: first_top_block={first_top_block!r}"
         )
+    groups = block_layers(base, spec, blocks)
     boundary = groups[first_top_block][0].input
     bottom = keras.Model(base.input, boundary, name=f"{base.name}_bottom")
     top = keras.Model(boundary, base.output, name=f"{base.name}_top")
@@ -142,20 +144,15 @@ def unit_blocks(base, spec):
         Block(names[-1]),)
 
 
-def block_map(base, spec, name, *, argument="block"):
-    """The map of blocks that names `name`: `spec.blocks`, or `unit_blocks` for a unit.
+def unit_names(base, spec):
+    """The names of the units of the last block (`unit_blocks`), or `[]` when it is not split."""
+    blocks = unit_blocks(base, spec)
+    return [] if blocks is spec.blocks else [block.name for block in blocks[len(spec.blocks) - 1:]]
 
-    `argument` is the name the error message gives `name`.
 
-    Raises:
-        ValueError: if `name` is neither a block nor a unit of the base.
-    """
+def block_map(base, spec, name):
+    """The map of blocks that names `name`: `spec.blocks`, `unit_blocks` for a unit, or `None`."""
     if name in spec.block_names:
         return spec.blocks
     units = unit_blocks(base, spec)
-    if name in [block.name for block in units]:
-        return units
-    unit_names = [block.name for block in units[len(spec.blocks) - 1:]] if units is not spec.blocks else []
-    raise ValueError(f"{spec.name} has blocks {', '.join(spec.block_names)}"
-                     + (f" and, in its last block, units {', '.join(unit_names)}" if unit_names else "")
-                     + f". Received: {argument}={name!r}")
+    return units if name in [block.name for block in units] else None

@@ -3,7 +3,7 @@
 `Budget` is the clock of a job that must end by a stated time: before a step
 it answers whether the step's estimated cost still fits, and it records
 each step (estimated and measured seconds), so the estimates of later steps
-can come from measured ones. Pure Python: the command line parses budgets
+can come from measured ones (the caller keeps what each step measured). Pure Python: the command line parses budgets
 without loading TensorFlow.
 """
 
@@ -44,19 +44,17 @@ def format_seconds(seconds):
 
 @dataclasses.dataclass
 class Step:
-    """One step of a budgeted job.
+    """One planned step of a budgeted job.
 
     Attributes:
         name: str.
         estimated: float. Seconds the step was expected to take when it was
             planned.
-        seconds: float or `None`. Seconds it took; `None` if it did not run.
-        note: str. Why it did not run, or what cut it short.
+        note: str. Why it did not run; empty if it fitted.
     """
 
     name: str
     estimated: float
-    seconds: object = None
     note: str = ""
 
 

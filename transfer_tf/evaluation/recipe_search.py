@@ -125,13 +125,8 @@ def build(backbone, size, splits, weights):
 
 
 def forward_seconds_per_image(classifier):
-    """Seconds per image of the frozen base, timed on a probe batch (after one untimed call)."""
-    images = np.zeros((PROBE_IMAGES, *classifier.image_size, 3), np.float32)
-    inputs = classifier.preprocessor(images)
-    classifier.base(inputs, training=False)
-    started = time.perf_counter()
-    classifier.base(inputs, training=False)
-    return (time.perf_counter() - started) / PROBE_IMAGES
+    """Seconds per image of the frozen base, timed on a probe batch."""
+    return _timed_call(classifier.base, _probe_inputs(classifier))[0] / PROBE_IMAGES
 
 
 def top_share(classifier, unfreeze_blocks):
@@ -141,14 +136,21 @@ def top_share(classifier, unfreeze_blocks):
     if len(names) >= len(spec.blocks):
         return 1.0
     bottom, top = split_base(classifier.base, spec, names[0])
-    inputs = classifier.preprocessor(np.zeros((PROBE_IMAGES, *classifier.image_size, 3), np.float32))
-    seconds = []
-    for part, data in ((bottom, inputs), (top, bottom(inputs, training=False))):
-        part(data, training=False)
-        started = time.perf_counter()
-        part(data, training=False)
-        seconds.append(time.perf_counter() - started)
-    return seconds[1] / max(sum(seconds), 1e-9)
+    below, activations = _timed_call(bottom, _probe_inputs(classifier))
+    above, _ = _timed_call(top, activations)
+    return above / max(below + above, 1e-9)
+
+
+def _probe_inputs(classifier):
+    return classifier.preprocessor(np.zeros((PROBE_IMAGES, *classifier.image_size, 3), np.float32))
+
+
+def _timed_call(model, inputs):
+    """`(seconds, outputs)` of one inference call, after an untimed one (tracing, first-call allocation)."""
+    model(inputs, training=False)
+    started = time.perf_counter()
+    outputs = model(inputs, training=False)
+    return time.perf_counter() - started, outputs
 
 
 def estimate(recipe, costs, counts, head_seconds):

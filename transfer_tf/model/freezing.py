@@ -9,7 +9,7 @@ for a nested functional base, hence both.
 
 import keras
 
-from transfer_tf.backbones.blocks import block_layers, block_map, unit_blocks
+from transfer_tf.backbones.blocks import block_layers, block_map, unit_names
 from transfer_tf.core.checks import is_int
 
 
@@ -49,10 +49,10 @@ def blocks_to_unfreeze(classifier, unfreeze_blocks):
     if unfreeze_blocks == "all":
         return spec.block_names if spec else ("all",)
     if isinstance(unfreeze_blocks, str) and spec is not None:  # a block or unit: it and those above it
-        for blocks in (spec.blocks, unit_blocks(classifier.base, spec)):
+        blocks = block_map(classifier.base, spec, unfreeze_blocks)
+        if blocks is not None:
             names = [block.name for block in blocks]
-            if unfreeze_blocks in names:
-                return tuple(names[names.index(unfreeze_blocks):])
+            return tuple(names[names.index(unfreeze_blocks):])
     if spec is None:
         if unfreeze_blocks == 0:
             return ()
@@ -63,8 +63,8 @@ def blocks_to_unfreeze(classifier, unfreeze_blocks):
         )
     count = len(spec.blocks)
     if not is_int(unfreeze_blocks) or not 0 <= unfreeze_blocks <= count:
-        units = [block.name for block in unit_blocks(classifier.base, spec)[count - 1:]]
-        in_units = f"; or a unit of its last block: {', '.join(units)}" if len(units) > 1 else ""
+        units = unit_names(classifier.base, spec)
+        in_units = f"; or a unit of its last block: {', '.join(units)}" if units else ""
         raise ValueError(
             f"unfreeze_blocks must be 'all', an int from 0 to {count} ({spec.name} "
             f"has blocks {', '.join(spec.block_names)}), or a block's name{in_units}. "

@@ -15,7 +15,6 @@ any, is read once, by the report, after the choice.
 
 import dataclasses
 import tempfile
-import time
 from pathlib import Path
 
 from transfer_tf.core.budget import Budget, format_seconds, parse_budget
@@ -28,7 +27,8 @@ from transfer_tf.evaluation.auto_tables import auto_tables, format_tables
 from transfer_tf.evaluation.recipe_search import RECIPES, BaseCosts, Trial
 from transfer_tf.evaluation.report import write_report
 from transfer_tf.methods.base_ranking import check_candidates, describe, linear_probe_fits, score_base
-from transfer_tf.model.saving import AUTO_FILE, METRICS_FILE, MODEL_FILE, read_json
+from transfer_tf.model.run_data import run_metrics
+from transfer_tf.model.saving import AUTO_FILE, MODEL_FILE
 
 RANKING_SHARE = 0.4  # of the budget, for ranking the bases (the first one always runs if it fits the budget)
 REPORT_SECONDS = 8.0  # kept back for saving, plots and the report page, besides its held-out predictions (5.5 s measured)
@@ -163,16 +163,12 @@ def _rank(data_dir, candidates, clock, weights, split, cache, verbose):
         forward = recipe_search.forward_seconds_per_image(classifier)
         estimated = train_images * forward * per_pass + scoring
         within = None if not ranked else clock.seconds * RANKING_SHARE - clock.elapsed()
-        step = clock.plan(f"{backbone} at {size} px", estimated, within=within)
-        if step is None:
+        if clock.plan(f"{backbone} at {size} px", estimated, within=within) is None:
             bases.append({"backbone": backbone, "image_size": size, "note": step_note(clock)})
             if verbose:
                 print(f"[{number}/{len(candidates)}] {backbone} at {size} px: {step_note(clock)}")
             continue
-        started = time.perf_counter()
-        row = score_base(classifier, splits, linear_probe=linear_probe, seed=split["seed"],
-                         feature_cache_mode=cache, started=started)
-        step.seconds = row.seconds
+        row = score_base(classifier, splits, linear_probe=linear_probe, seed=split["seed"], feature_cache_mode=cache)
         per_image = (row.seconds - row.scoring_seconds) / train_images
         per_pass, scoring = per_image / forward, row.scoring_seconds
         ranked.append(_Candidate(row, splits, BaseCosts(per_image, built, row.scoring_seconds), classifier))
@@ -240,7 +236,6 @@ def _try(candidate, recipe, clock, weights, seed, cache, head_seconds, verbose):
     trial, classifier, phase1 = recipe_search.run_trial(
         recipe, candidate.splits, row.backbone, row.image_size, weights=weights, seed=seed,
         deadline=clock.deadline(), estimated=estimated, feature_cache=cache)
-    clock.steps[-1].seconds = trial.seconds
     if phase1 is not None:
         head_seconds.setdefault(key, phase1)
     if verbose:
@@ -277,7 +272,7 @@ def _write_run(out, result, clock, verbose):
     result.classifier.save(out, overwrite=True, data_summary=result.splits.to_dict())
     write_json_atomically(out / AUTO_FILE, result.to_dict())
     write_report(out, result.splits, classifier=result.classifier, verbose=verbose)
-    metrics = read_json(out / METRICS_FILE) if (out / METRICS_FILE).is_file() else {}
+    metrics = run_metrics(out) or {}
     result.test_accuracy = metrics.get("accuracy") if metrics.get("split") == "test" else None
     result.seconds, result.finished = clock.elapsed(), True
     write_json_atomically(out / AUTO_FILE, result.to_dict())
