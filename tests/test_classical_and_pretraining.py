@@ -162,11 +162,11 @@ def test_cli_pretrain_then_train_from_it(tmp_path, capsys):
     folder = tmp_path / "shapes"
     write_class_folder(folder, ["dark", "light"], per_class=6)
     out = tmp_path / "pretrained"
-    assert cli.main(["pretrain", str(folder), "--backbone", "mobilenetv3small", "--image-size", "32",
+    assert cli.main(["pretrain", str(folder), "--backbone", "vgg16", "--image-size", "32",
                      "--epochs", "1", "--method", "masked", "--out", str(out), "--quiet"]) == 0
     assert f"--weights {out}" in capsys.readouterr().out
     run = tmp_path / "run"
-    assert cli.main(["train", str(folder), "--backbone", "mobilenetv3small", "--weights", str(out),
+    assert cli.main(["train", str(folder), "--backbone", "vgg16", "--weights", str(out),
                      "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "0",
                      "--out", str(run), "--quiet"]) == 0
     assert json.loads((run / "config.json").read_text())["weights"] == str(out.resolve())

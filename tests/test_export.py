@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import transfer_tf as ttf
 from transfer_tf import cli
+from transfer_tf.core import integrity
 from transfer_tf.exporting.metadata import read_labels
 from transfer_tf.exporting.parity import tflite_scores
 from transfer_tf.exporting.saved_model import serving_model
@@ -68,6 +69,9 @@ def test_bundle_holds_every_artefact_and_its_record(exported, classifier):
         "model_int8.tflite", "model_int8_uint8_io.tflite", "model.onnx", "openvino", "report.json",
     }
     assert (out / "labels.txt").read_text().splitlines() == CLASSES
+    listed = {line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()}
+    assert listed == {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {"SHA256SUMS"}
+    integrity.verify_checksums(out)
     card = json.loads((out / "model_card.json").read_text())
     assert card["labels"] == CLASSES and card["backbone"] == "mobilenetv3small"
     assert card["input"]["shape"] == [1, SIZE, SIZE, 3] and card["input"]["value_range"] == [0, 255]
@@ -312,7 +316,7 @@ def folder_run(tmp_path_factory):
     write_class_folder(root, ["dark", "light"], per_class=12, value_of=lambda label: 30 + 190 * label)
     out = tmp_path_factory.mktemp("runs") / "shades"
     assert cli.main([
-        "train", str(root), "--backbone", "mobilenetv3small", "--weights", "none",
+        "train", str(root), "--backbone", "vgg16", "--weights", "none",
         "--image-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8",
         "--dtype", "mixed_bfloat16", "--out", str(out), "--quiet",
     ]) == 0
