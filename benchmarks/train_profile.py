@@ -10,10 +10,16 @@ cumulative time of the functions that do them:
 - feature cache: the one pass of the frozen base (`feature_cache.start`),
   split into decoding the images (`images_for`) and the forward pass;
 - training: both phases' `fit` (`phases._fit`);
+- validation outputs from the cache: the top blocks and the head run once
+  more on the cached validation activations as training ends
+  (`FeatureCache.head_outputs`), so that the report need not run the model;
 - save: the run folder (`ImageClassifier.save`);
 - report: held-out evaluation, plots and `report.md` (`write_report`), split
-  into the held-out predictions (`predict_dataset`), the error analysis with
-  Grad-CAM (`_interpretation`) and the rest (plots, pages);
+  into the held-out predictions (`predict_dataset`: the test split, or the
+  validation split when training left no outputs), the validation
+  predictions from training's outputs (`predictions_from_outputs`: decoding
+  the mistakes shown), the error analysis with Grad-CAM (`_interpretation`)
+  and the rest (plots, pages);
 - other: the rest (argument parsing, dataset set-up, ...).
 
 Also times `python -c "import transfer_tf"` and `transfer-tf --help` (the
@@ -55,12 +61,15 @@ STAGES = {  # stage: (file suffix, function name) whose cumulative time it is
     "model": ("transfer_tf/model/classifier.py", "from_backbone"),
     "feature cache": ("transfer_tf/training/feature_cache.py", "start"),
     "training": ("transfer_tf/training/phases.py", "_fit"),
+    "validation outputs from the cache": ("transfer_tf/training/feature_cache.py", "head_outputs"),
     "save": ("transfer_tf/model/classifier.py", "save"),
     "report": ("transfer_tf/evaluation/report.py", "write_report"),
 }
 PARTS = {  # a part of a stage: (the stage, file suffix, function name); the stage keeps the rest
     "feature cache: decoding": ("feature cache", "transfer_tf/data/pipeline.py", "images_for"),
     "report: held-out predictions": ("report", "transfer_tf/evaluation/predictions.py", "predict_dataset"),
+    "report: validation from the cached outputs": ("report", "transfer_tf/evaluation/predictions.py",
+                                                   "predictions_from_outputs"),
     "report: error analysis (Grad-CAM)": ("report", "transfer_tf/evaluation/report.py", "_interpretation"),
 }
 JOBS = {

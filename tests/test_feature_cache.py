@@ -152,3 +152,47 @@ def test_a_bad_cache_mode_is_refused_before_training():
         ttf.fine_tune(clf, (x, y), head_epochs=1, verbose=0, feature_cache="disk")
     assert all(np.array_equal(a, b) for a, b in zip(before, weights_of(clf)))
 
+
+
+@pytest.mark.parametrize("unfreeze, cached", [(1, True), ("block5_conv3", True), (0, True), ("all", False)])
+def test_training_leaves_the_validation_outputs_the_whole_model_gives(unfreeze, cached):
+    x, y = separable_data(40, 32, 3)
+    vx, vy = separable_data(14, 32, 3, seed=1)
+    clf = classifier()
+    result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=1, fine_tune_epochs=1, unfreeze_blocks=unfreeze,
+                           batch_size=8, seed=0, verbose=0)
+    if not cached:  # phase 2 trained the whole base: the cached base outputs are stale
+        assert result.validation_outputs is None
+        return
+    np.testing.assert_allclose(result.validation_outputs.outputs, clf.predict(vx, verbose=0), atol=1e-5)
+    assert "validation_outputs" not in result.to_dict()
+
+
+def test_the_report_runs_no_model_over_the_validation_images_training_scored(tmp_path, monkeypatch):
+    from transfer_tf.evaluation import report
+    from transfer_tf.evaluation.predictions import predict_dataset, predictions_from_outputs
+
+    splits = ttf.data.from_directory(noisy_folder(tmp_path / "data", per_class=10), image_size=32,
+                                     validation_split=0.4, batch_size=8, verbose=False)
+    clf = ttf.ImageClassifier.from_backbone("vgg16", class_names=splits.class_names, image_size=32, weights=None,
+                                            seed=0)
+    result = ttf.fine_tune(clf, splits.train, splits.validation, head_epochs=1, fine_tune_epochs=1, seed=0,
+                           verbose=0)
+    for temperature in (1.0, 2.0):  # calibrated later: the outputs are scaled as the model's are
+        clf.set_temperature(temperature)
+        full = predict_dataset(clf, splits.validation, keep_mistakes=16)
+        left = predictions_from_outputs(clf, splits.validation, result.validation_outputs, keep_mistakes=16)
+        np.testing.assert_allclose(left.scores, full.scores, atol=1e-5)
+        np.testing.assert_array_equal(left.labels, full.labels)
+        assert full.mistakes and [i for i, _ in left.mistakes] == [i for i, _ in full.mistakes]
+        for (_, ours), (_, theirs) in zip(left.mistakes, full.mistakes):
+            np.testing.assert_array_equal(ours, theirs)
+    assert predictions_from_outputs(clf, splits.train, result.validation_outputs) is None  # other images
+
+    clf.save(tmp_path / "run", data_summary=splits.to_dict())
+    monkeypatch.setattr(report, "predict_dataset", lambda *args, **kwargs: pytest.fail("ran the model"))
+    report.write_report(tmp_path / "run", splits, classifier=clf, validation_outputs=result.validation_outputs,
+                        verbose=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["num_images"] == len(full.labels)
+    assert metrics["accuracy"] == pytest.approx(np.mean(full.scores.argmax(1) == full.labels))

@@ -2,9 +2,11 @@
 
 import dataclasses
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.evaluation.metrics import DEFAULT_TOP_K, THRESHOLD, classification_metrics
 
 MATRIX_PRINTED_UP_TO = 20  # classes; a wider confusion matrix is left to the plot
@@ -66,20 +68,45 @@ def predict_dataset(classifier, dataset, *, keep_mistakes=0):
         batch_scores = class_probabilities(classifier, classifier.predict_on_batch(images))
         batch_labels = np.asarray(batch_labels)
         if len(mistakes) < keep_mistakes:
-            truth = batch_labels.astype(int)
-            if classifier.task != "multilabel":
-                truth = truth.reshape(-1)
-            wrong = predicted_labels(classifier.task, batch_scores) != truth
-            wrong = wrong.any(axis=1) if wrong.ndim == 2 else wrong
-            for i in np.flatnonzero(wrong)[: keep_mistakes - len(mistakes)]:
-                image = np.clip(np.asarray(images[i]), 0, 255).astype(np.uint8)
-                mistakes.append((seen + int(i), image))
+            for i in _wrong(classifier.task, batch_scores, batch_labels)[: keep_mistakes - len(mistakes)]:
+                mistakes.append((seen + int(i), _uint8(images[i])))
         scores.append(batch_scores)
         labels.append(batch_labels)
         seen += len(batch_labels)
     if not labels:
         raise ValueError("The dataset to evaluate on holds no images.")
     return Predictions(np.concatenate(labels), np.concatenate(scores), mistakes)
+
+
+def predictions_from_outputs(classifier, dataset, held_out, *, keep_mistakes=0):
+    """`Predictions` from the head outputs training left (`HeldOutOutputs`), without running the model.
+
+    Only the mistakes kept are decoded. Returns `None` unless `held_out`
+    belongs to exactly this dataset's images and labels (a dataset
+    transfer_tf built); the caller then runs `predict_dataset`.
+    """
+    recipe = recipe_of(dataset)
+    if held_out is None or recipe is None or recipe.fingerprint() != held_out.fingerprint:
+        return None
+    outputs = keras.ops.convert_to_numpy(classifier.calibration(held_out.outputs))
+    scores = class_probabilities(classifier, outputs)
+    labels = np.asarray(recipe.labels)
+    shown = _wrong(classifier.task, scores, labels)[:keep_mistakes]
+    images = recipe.images_for(shown) if len(shown) else []
+    return Predictions(labels, scores, [(int(i), _uint8(image)) for i, image in zip(shown, images)])
+
+
+def _wrong(task, scores, labels):
+    """Indices of the misclassified rows."""
+    truth = np.asarray(labels).astype(int)
+    if task != "multilabel":
+        truth = truth.reshape(-1)
+    wrong = predicted_labels(task, scores) != truth
+    return np.flatnonzero(wrong.any(axis=1) if wrong.ndim == 2 else wrong)
+
+
+def _uint8(image):
+    return np.clip(np.asarray(image), 0, 255).astype(np.uint8)
 
 
 def prediction_metrics(classifier, predictions, *, top_k=DEFAULT_TOP_K):

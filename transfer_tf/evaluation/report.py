@@ -15,7 +15,12 @@ from transfer_tf.evaluation.auto_tables import auto_tables
 from transfer_tf.evaluation.calibration import CalibrationResult, calibration_lines
 from transfer_tf.evaluation.interpretation import Interpretation, file_reader
 from transfer_tf.evaluation.interpretation_plots import INTERPRETATION_FILES, write_interpretation
-from transfer_tf.evaluation.predictions import format_metrics, predict_dataset, prediction_metrics
+from transfer_tf.evaluation.predictions import (
+    format_metrics,
+    predict_dataset,
+    prediction_metrics,
+    predictions_from_outputs,
+)
 from transfer_tf.evaluation.report_page import write_report_page
 from transfer_tf.methods.loading import load
 from transfer_tf.model.run_data import run_data
@@ -44,7 +49,8 @@ MAX_MISTAKES = 16
 INTERPRETATION_DIR = "interpretation"
 
 
-def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, verbose=True):
+def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, validation_outputs=None,
+                 verbose=True):
     """Writes the plots, `metrics.json`, `report.md` and `report.html` of a run folder.
 
     Args:
@@ -55,6 +61,11 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
             `run` when `None`. Defaults to `None`.
         max_mistakes: int. Misclassified validation images shown. Defaults
             to `16`.
+        validation_outputs: `HeldOutOutputs` or `None`. The head's outputs
+            on the validation images, left by training
+            (`FineTuneResult.validation_outputs`): the report then runs no
+            model over them and decodes only the mistakes it shows. Ignored
+            unless they belong to `splits.validation`. Defaults to `None`.
         verbose: bool. Print what is being written. Defaults to `True`.
 
     Returns:
@@ -95,10 +106,13 @@ def write_report(run, splits, *, classifier=None, max_mistakes=MAX_MISTAKES, ver
             dataset = getattr(splits, split)
             if dataset is None:
                 continue
-            if verbose:
-                print(f"Report: evaluating on the {split} images ...")
-            predictions = predict_dataset(
-                classifier, dataset, keep_mistakes=max_mistakes if split == "validation" else 0)
+            keep = max_mistakes if split == "validation" else 0
+            predictions = predictions_from_outputs(
+                classifier, dataset, validation_outputs, keep_mistakes=keep) if split == "validation" else None
+            if predictions is None:
+                if verbose:
+                    print(f"Report: evaluating on the {split} images ...")
+                predictions = predict_dataset(classifier, dataset, keep_mistakes=keep)
             evaluations[split] = prediction_metrics(classifier, predictions)
             if split == "validation":
                 if classifier.task != "multilabel":

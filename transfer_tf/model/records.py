@@ -39,6 +39,21 @@ class PhaseResult:
 
 
 @dataclasses.dataclass
+class HeldOutOutputs:
+    """The head's outputs on held-out images, in their dataset's natural order.
+
+    Attributes:
+        fingerprint: str. The dataset's `Recipe.fingerprint()`: which images
+            and labels these outputs belong to.
+        outputs: array `(n, units)`. What the head gave, before the
+            classifier's calibration layer.
+    """
+
+    fingerprint: str
+    outputs: object
+
+
+@dataclasses.dataclass
 class FineTuneResult:
     """The outcome of a training run (`fine_tune`, `train_from_scratch`, ...).
 
@@ -49,6 +64,10 @@ class FineTuneResult:
         settings: dict. The settings the run used.
         cache: dict or `None`. What the feature cache did
             (`feature_cache.CacheReport` as a dict).
+        validation_outputs: `HeldOutOutputs` or `None`. The head's outputs
+            on the validation images, computed from the feature cache as
+            training ended; a report uses them instead of running the whole
+            model again. Not saved.
     """
 
     history: dict
@@ -56,10 +75,13 @@ class FineTuneResult:
     phase_boundary: int
     settings: dict
     cache: dict = None
+    validation_outputs: object = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self):
         """Returns the result as plain JSON-serialisable data."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(dataclasses.replace(self, validation_outputs=None))
+        del data["validation_outputs"]
+        return data
 
     @classmethod
     def from_dict(cls, data):

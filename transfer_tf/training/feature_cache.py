@@ -24,6 +24,7 @@ reused by later runs on the same data and weights.
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from transfer_tf.backbones.blocks import split_base
@@ -94,6 +95,10 @@ class Uncached:
         """Dataset `name` as phase 2 takes it: the images."""
         return self.datasets[name]
 
+    def head_outputs(self, name):
+        """Nothing is cached: a report runs the whole model."""
+        return None
+
 
 def start(classifier, datasets, unfreeze_blocks, mode, *, verbose):
     """The cache for this run, or `Uncached` and why not, with its `CacheReport`.
@@ -146,6 +151,7 @@ class FeatureCache:
         self.top = top
         self.arrays = arrays
         self.report = report
+        self.base_trained = False  # the cached base outputs no longer hold: phase 2 trains the whole base
 
     @classmethod
     def compute(cls, classifier, datasets, unfreeze_blocks, mode, *, verbose):
@@ -175,6 +181,7 @@ class FeatureCache:
             return PhaseData(self.classifier.head, *self._train_validation("features"),
                              "cached base outputs")
         # The whole base trains: the images, in the order the cached phase 1 left them.
+        self.base_trained = True
         return PhaseData(self.classifier, self.datasets["train"], self.datasets.get("validation"))
 
     def feature_maps(self):
@@ -186,6 +193,25 @@ class FeatureCache:
         if self.cut is None:
             return self.datasets[name]
         return self._dataset(name, "activations")
+
+    def head_outputs(self, name):
+        """The head's outputs on dataset `name` now, in its natural order, from the cache.
+
+        What the classifier's head gives on those images (before its
+        calibration layer), found by running only the blocks above the cut
+        and the head on the cached activations (or the head on the cached
+        base outputs). `None` once phase 2 has trained the whole base.
+        """
+        if self.base_trained or name not in self.datasets:
+            return None
+        kind = "features" if self.cut is None else "activations"
+        array = self.arrays[name][kind]
+        model = self.classifier.head if self.cut is None else TopAndHead(self.top, self.classifier.head)
+        run = tf.function(lambda x: model(x, training=False),
+                          input_signature=[tf.TensorSpec((None, *array.shape[1:]), tf.float32)])
+        size = recipe_of(self.datasets[name]).batch_size
+        return np.concatenate([keras.ops.convert_to_numpy(run(np.asarray(array[i:i + size], np.float32)))
+                               for i in range(0, len(array), size)])
 
     def _train_validation(self, kind):
         return tuple(None if split not in self.datasets else self._dataset(split, kind)

@@ -22,7 +22,7 @@ from transfer_tf.model.freezing import (
     is_batchnorm,
     unfreeze_top_blocks,
 )
-from transfer_tf.model.records import FineTuneResult
+from transfer_tf.model.records import FineTuneResult, HeldOutOutputs
 from transfer_tf.training import feature_cache, lr_finder
 from transfer_tf.training.backup import PhaseBackup
 from transfer_tf.training.phases import FitOptions, Phase, run_phase
@@ -168,9 +168,12 @@ def fine_tune(classifier, train_data, validation_data=None, *, settings=None, ca
                                    s.fine_tune_schedule, head[0].end_epoch,
                                    rates=s.fine_tune_lr if isinstance(s.fine_tune_lr, tuple) else None),
                           options, classifier, backup)
+        outputs = cache.head_outputs("validation")
 
     settings = {**s.to_dict(), **({"found_learning_rates": found} if found else {})}
     result = FineTuneResult.merge([head, tuned], settings, cache=dataclasses.asdict(report))
+    if outputs is not None:
+        result.validation_outputs = HeldOutOutputs(recipe_of(validation).fingerprint(), outputs)
     classifier.training_record = result
     return result
 

@@ -271,7 +271,9 @@ def _write_run(out, result, clock, verbose):
     """The run folder of the chosen classifier, `auto.json`, the report; the test figure read last."""
     result.classifier.save(out, overwrite=True, data_summary=result.splits.to_dict())
     write_json_atomically(out / AUTO_FILE, result.to_dict())
-    write_report(out, result.splits, classifier=result.classifier, verbose=verbose)
+    record = result.classifier.training_record  # the trial's own, with its validation outputs
+    write_report(out, result.splits, classifier=result.classifier, verbose=verbose,
+                 validation_outputs=None if record is None else record.validation_outputs)
     metrics = run_metrics(out) or {}
     result.test_accuracy = metrics.get("accuracy") if metrics.get("split") == "test" else None
     result.seconds, result.finished = clock.elapsed(), True

@@ -131,7 +131,8 @@ def train_run(data_dir, out, *, model=None, data=None, training=None, overwrite=
         classifier.save(out, overwrite=True, data_summary=splits.to_dict())  # removes an earlier calibration.json
         if calibration is not None:
             write_json_atomically(out / CALIBRATION_FILE, calibration.to_dict())
-        write_report(out, splits, classifier=local_copy(classifier, out, strategy), verbose=bool(verbose))
+        write_report(out, splits, classifier=local_copy(classifier, out, strategy),
+                     validation_outputs=result.validation_outputs, verbose=bool(verbose))
         shutil.rmtree(backup_dir, ignore_errors=True)
     return classifier, splits, result
 
