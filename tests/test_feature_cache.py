@@ -154,13 +154,15 @@ def test_a_bad_cache_mode_is_refused_before_training():
 
 
 
-@pytest.mark.parametrize("unfreeze, cached", [(1, True), ("block5_conv3", True), (0, True), ("all", False)])
-def test_training_leaves_the_validation_outputs_the_whole_model_gives(unfreeze, cached):
+@pytest.mark.parametrize("unfreeze, fine_tune_epochs, cached", [
+    (1, 1, True), ("block5_conv3", 1, True), (0, 1, True), ("all", 1, False), (1, 0, True), ("all", 0, True),
+])
+def test_training_leaves_the_validation_outputs_the_whole_model_gives(unfreeze, fine_tune_epochs, cached):
     x, y = separable_data(40, 32, 3)
     vx, vy = separable_data(14, 32, 3, seed=1)
     clf = classifier()
-    result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=1, fine_tune_epochs=1, unfreeze_blocks=unfreeze,
-                           batch_size=8, seed=0, verbose=0)
+    result = ttf.fine_tune(clf, (x, y), (vx, vy), head_epochs=1, fine_tune_epochs=fine_tune_epochs,
+                           unfreeze_blocks=unfreeze, batch_size=8, seed=0, verbose=0)
     if not cached:  # phase 2 trained the whole base: the cached base outputs are stale
         assert result.validation_outputs is None
         return

@@ -95,7 +95,7 @@ class Uncached:
         """Dataset `name` as phase 2 takes it: the images."""
         return self.datasets[name]
 
-    def head_outputs(self, name):
+    def head_outputs(self, name, *, base_trained):
         """Nothing is cached: a report runs the whole model."""
         return None
 
@@ -151,7 +151,6 @@ class FeatureCache:
         self.top = top
         self.arrays = arrays
         self.report = report
-        self.base_trained = False  # the cached base outputs no longer hold: phase 2 trains the whole base
 
     @classmethod
     def compute(cls, classifier, datasets, unfreeze_blocks, mode, *, verbose):
@@ -181,7 +180,6 @@ class FeatureCache:
             return PhaseData(self.classifier.head, *self._train_validation("features"),
                              "cached base outputs")
         # The whole base trains: the images, in the order the cached phase 1 left them.
-        self.base_trained = True
         return PhaseData(self.classifier, self.datasets["train"], self.datasets.get("validation"))
 
     def feature_maps(self):
@@ -194,15 +192,20 @@ class FeatureCache:
             return self.datasets[name]
         return self._dataset(name, "activations")
 
-    def head_outputs(self, name):
+    def head_outputs(self, name, *, base_trained):
         """The head's outputs on dataset `name` now, in its natural order, from the cache.
 
         What the classifier's head gives on those images (before its
         calibration layer), found by running only the blocks above the cut
         and the head on the cached activations (or the head on the cached
-        base outputs). `None` once phase 2 has trained the whole base.
+        base outputs).
+
+        Args:
+            base_trained: bool. Whether phase 2 trained any block of the
+                base. Without a cut the cached base outputs no longer hold
+                then, and the answer is `None`.
         """
-        if self.base_trained or name not in self.datasets:
+        if (base_trained and self.cut is None) or name not in self.datasets:
             return None
         kind = "features" if self.cut is None else "activations"
         array = self.arrays[name][kind]

@@ -168,7 +168,7 @@ def fine_tune(classifier, train_data, validation_data=None, *, settings=None, ca
                                    s.fine_tune_schedule, head[0].end_epoch,
                                    rates=s.fine_tune_lr if isinstance(s.fine_tune_lr, tuple) else None),
                           options, classifier, backup)
-        outputs = cache.head_outputs("validation")
+        outputs = cache.head_outputs("validation", base_trained=bool(unfrozen) and s.fine_tune_epochs > 0)
 
     settings = {**s.to_dict(), **({"found_learning_rates": found} if found else {})}
     result = FineTuneResult.merge([head, tuned], settings, cache=dataclasses.asdict(report))
