@@ -66,6 +66,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sign-language-digits" / "images"
 RESULTS = Path(__file__).parent / "results" / "cached_features.json"
@@ -108,7 +110,6 @@ def worker(backbone, method, data_dir, image_size, head_epochs, tune_epochs, see
     """One training run; prints a JSON line with its times, accuracy and peak memory."""
     import keras
 
-    import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
     from transfer_tf.backbones.blocks import block_map
     from transfer_tf.data.pipeline import advance_shuffle
     from transfer_tf.training.settings import parse_blocks
@@ -180,7 +181,6 @@ def floor(clf, splits, unfreeze, head_epochs, tune_epochs, seed):
     import keras
     import numpy as np
 
-    import transfer_tf as ttf
     from transfer_tf.model.freezing import unfreeze_top_blocks
     from transfer_tf.training.settings import parse_blocks
 
@@ -207,8 +207,6 @@ def floor(clf, splits, unfreeze, head_epochs, tune_epochs, seed):
 def cache_size_mb(backbone, count, image_size, unfreeze="1"):
     """Size of the cached tensors (activations below the unfrozen blocks + base outputs)."""
     import numpy as np
-
-    import transfer_tf as ttf
 
     clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=image_size, weights=None)
     bottom, _ = ttf.split_base(clf.base, clf.backbone_spec, unfrozen_blocks(clf, unfreeze)[0])

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
+
 RESULTS = Path(__file__).parent / "results" / "domain_adaptation.json"
 METHODS = ("source_only", "adabn", "dann", "dann+adabn", "coral", "coral+adabn", "ceiling")
 
@@ -57,8 +59,6 @@ def digits_pair():
 
 def elpv_pair(image_size):
     """Monocrystalline -> polycrystalline ELPV cells, defective vs functional."""
-    import transfer_tf as ttf
-
     cells = ttf.data.elpv_arrays(image_size=image_size)
     mono, poly = cells.module_types == "mono", cells.module_types == "poly"
     return ((cells.images[mono], cells.labels[mono]), (cells.images[poly], cells.labels[poly]),
@@ -77,8 +77,6 @@ def resized(images, size):
 
 
 def run_pair(name, source, target, class_names, args, seed):
-    import transfer_tf as ttf
-
     target_train, target_test = ttf.data.stratified_sample(target[1], len(target[1]) // 2, seed=seed)
     test = ttf.data.from_arrays(target[0][target_test], target[1][target_test], class_names)
     settings = ttf.FineTuneSettings(head_epochs=args.head_epochs, fine_tune_epochs=args.fine_tune_epochs,
@@ -146,8 +144,6 @@ def main(argv=None):
     parser.add_argument("--fine-tune-epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-
-    import transfer_tf as ttf
 
     rows = []
     for pair in args.pairs:

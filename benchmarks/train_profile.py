@@ -30,10 +30,20 @@ AVX-512 machine) or `--env TF_ENABLE_ONEDNN_OPTS=0`.
     python benchmarks/train_profile.py                       # ResNet50, 500 sign-language images, 64 px
     python benchmarks/train_profile.py --env ONEDNN_MAX_CPU_ISA=AVX2 --tag avx2
     python benchmarks/train_profile.py --job flowers --env ONEDNN_MAX_CPU_ISA=AVX2 --tag flowers_avx2
+    python benchmarks/train_profile.py --job flowers --floors --tag flowers_avx2_cpu   # on an AVX2-only CPU
 
 `--job flowers` is the flowers-sized job: EfficientNet-Lite0 with its
 ImageNet weights at 224 px, every one of the 2,062 sign-language photos,
 5 + 3 epochs, top block unfrozen.
+
+Beside the run, `--floors` measures in a fresh process (same `--env`) the
+floor of each stage that grows with the images: decoding every file with
+Pillow, one by one, without resizing (the decoder's own speed); one forward pass of the frozen
+base over as many images, from the batch time of a warmed-up `tf.function`
+on random pixels; and each phase fitted as a bare Keras model (the head, then
+the unfrozen blocks and the head) on random in-memory tensors of the cached
+shapes, as many, batched alike, with the same validation (phase 2 as in
+`cached_features.py`).
 
 Data: `per_class` images per class of `../shared/data/sign-language-digits`,
 5 + 5 epochs, top block unfrozen, `--weights none` (random weights: the
@@ -53,7 +63,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cached_features import DATA, subset  # noqa: E402
+from cached_features import DATA, floor, subset, unfrozen_blocks  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "train_profile.json"
 STAGES = {  # stage: (file suffix, function name) whose cumulative time it is
@@ -119,6 +129,68 @@ def stages(profile_file, wall, imported):
     return seconds
 
 
+def floors_worker(job_name, data_dir):
+    """Prints the floors of one job's stages as a JSON line (run in a fresh process)."""
+    import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from transfer_tf.data.images import is_image_file
+
+    job = JOBS[job_name]
+    files = sorted(path for path in Path(data_dir).rglob("*") if is_image_file(path))
+    tick = time.perf_counter()
+    for path in files:
+        with Image.open(path) as image:
+            image.convert("RGB")
+    decoding = time.perf_counter() - tick
+    splits = ttf.data.from_directory(data_dir, image_size=job["image_size"], validation_split=0.2, seed=0,
+                                     batch_size=32, verbose=False)
+    weights = None if job["weights"] == "none" else job["weights"]
+    clf = ttf.ImageClassifier.from_backbone(job["backbone"], class_names=splits.class_names,
+                                            image_size=job["image_size"], weights=weights)
+    bottom, top = ttf.split_base(clf.base, clf.backbone_spec, unfrozen_blocks(clf, "1")[0])
+    forward = tf.function(lambda x: top(bottom(clf.preprocessor(x), training=False), training=False))
+    batch = np.random.default_rng(0).uniform(0, 255, (32, job["image_size"], job["image_size"], 3))
+    batch = batch.astype("float32")
+    for _ in range(2):
+        forward(batch).numpy()
+    batch_seconds = []
+    for _ in range(5):
+        tick = time.perf_counter()
+        forward(batch).numpy()
+        batch_seconds.append(time.perf_counter() - tick)
+    images = sum(map(sum, splits.counts.values()))
+    features = clf.base.output.shape[1:]
+    rng = np.random.default_rng(0)
+    arrays = {split: (rng.normal(size=(sum(splits.counts[split]), *features)).astype("float32"),
+                      rng.integers(0, len(splits.class_names), sum(splits.counts[split])))
+              for split in ("train", "validation")}
+    inputs = keras.Input(features)
+    head = keras.Model(inputs, clf.head(inputs))
+    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    tick = time.perf_counter()
+    head.fit(*arrays["train"], validation_data=arrays["validation"], batch_size=32, epochs=job["epochs"][0],
+             verbose=0)
+    phase1 = time.perf_counter() - tick
+    phase2 = floor(clf, splits, "1", *job["epochs"], seed=0)[1]
+    print("FLOORS " + json.dumps({
+        "files": len(files), "decoding": decoding,
+        "forward pass of the frozen base": statistics.median(batch_seconds) * -(-images // 32),
+        "phase 1": phase1, "phase 2": phase2}))
+
+
+def measure_floors(job_name, data_dir, env):
+    done = subprocess.run([sys.executable, __file__, "--floors-worker", job_name, str(data_dir)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"The floors failed:\n{done.stderr[-3000:]}")
+    return json.loads(next(line[len("FLOORS "):] for line in done.stdout.splitlines() if line.startswith("FLOORS")))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--job", choices=tuple(JOBS), default="small",
@@ -127,7 +199,11 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="of the start-up timings")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tag", help="results go to train_profile_TAG.json")
+    parser.add_argument("--floors", action="store_true", help="also measure the floor of each stage")
+    parser.add_argument("--floors-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.floors_worker:
+        return floors_worker(*args.floors_worker)
     if not DATA.is_dir():
         sys.exit(f"The benchmark needs {DATA} (sign-language-digits).")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **dict(item.split("=", 1) for item in args.env)}
@@ -152,12 +228,13 @@ def main(argv=None):
             sys.exit(f"transfer-tf train failed:\n{done.stderr[-3000:]}")
         imported = float(next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("IMPORT")))
         seconds = stages(profile_file, wall, imported)
+        floors = measure_floors(args.job, data_dir, env) if args.floors else None
     import transfer_tf as ttf
 
     record = {"command": "python benchmarks/train_profile.py " + " ".join(sys.argv[1:]),
               "settings": {**{k: v for k, v in vars(args).items() if k != "tag"}, **job},
               "startup_seconds": startup, "train_wall_seconds": wall, "stages_seconds": seconds,
-              "machine": ttf.cpu_summary()}
+              "floors_seconds": floors, "machine": ttf.cpu_summary()}
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(record, indent=2) + "\n")
     for name, value in startup.items():
@@ -166,6 +243,16 @@ def main(argv=None):
           f"{wall:.1f} s\n\n| stage | seconds | share |\n|---|---|---|")
     for stage, value in seconds.items():
         print(f"| {stage} | {value:.1f} | {value / wall:.0%} |")
+    if floors:
+        print("\n| stage | measured | floor | measured / floor |\n|---|---|---|---|")
+        measured = {"decoding": seconds["feature cache: decoding"],
+                    "forward pass of the frozen base": seconds["feature cache: the rest"],
+                    "both phases": seconds["training"]}
+        floor_of = {"decoding": floors["decoding"],
+                    "forward pass of the frozen base": floors["forward pass of the frozen base"],
+                    "both phases": floors["phase 1"] + floors["phase 2"]}
+        for stage, value in measured.items():
+            print(f"| {stage} | {value:.1f} s | {floor_of[stage]:.1f} s | {value / floor_of[stage]:.2f}x |")
     print(f"\nCPU: {record['machine']['cpu']}\nWrote {results}")
 
 

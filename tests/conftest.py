@@ -65,3 +65,17 @@ def pytest_collection_modifyitems(session, config, items):
         return -sum(test.get_closest_marker("slow") is not None for test in tests), -len(tests)
 
     items[:] = [item for module in sorted(modules, key=weight) for item in modules[module]]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The modules that took longest (set-up, tests and tear-down), to balance the two workers."""
+    seconds = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) in ("setup", "call", "teardown"):
+                module = report.nodeid.split("::")[0]
+                seconds[module] = seconds.get(module, 0.0) + report.duration
+    if seconds:
+        terminalreporter.write_sep("=", "slowest 10 modules")
+        for module, total in sorted(seconds.items(), key=lambda item: -item[1])[:10]:
+            terminalreporter.write_line(f"{total:8.1f}s {module}")

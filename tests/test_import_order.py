@@ -7,7 +7,10 @@ any machine but this one. So the check does not look at this machine's
 oneDNN state: it runs each file's import statements (in functions too) in
 line order, in a fresh process, and stops at the first of `transfer_tf`,
 `tensorflow`, `keras` to be imported (directly or by another module), which
-must be `transfer_tf`.
+must be `transfer_tf`; then it does the same for each function of a script,
+with the module's imports before the function's own (a worker function that
+imports keras first is a trap even when a helper above it imports
+transfer_tf).
 """
 
 import ast
@@ -69,16 +72,36 @@ def _imports(source):
         tree = ast.parse(source)
     except SyntaxError:  # a notebook cell with shell magic, or a fragment
         return []
-    nodes = sorted((node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+    return _in_line_order(ast.walk(tree))
+
+
+def _function_imports(source):
+    """`{function name: imports}`: what runs before each function's body is done, in line order.
+
+    The module's own imports run first, then the function's (nested ones included). A
+    function that imports keras before transfer_tf is a trap whatever the file's line order
+    says: a helper defined above it may import transfer_tf, yet run only later.
+    """
+    tree = ast.parse(source)
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    inside = {id(child) for function in functions for child in ast.walk(function)}
+    module = _in_line_order(node for node in ast.walk(tree) if id(node) not in inside)
+    return {function.name: module + _in_line_order(ast.walk(function)) for function in functions}
+
+
+def _in_line_order(nodes):
+    nodes = sorted((node for node in nodes if isinstance(node, (ast.Import, ast.ImportFrom))
                     and not (isinstance(node, ast.ImportFrom) and node.level)), key=lambda node: node.lineno)
     return [ast.unparse(node) for node in nodes]
 
 
 def _files():
     """`(name, folder, imports)` of every benchmark, notebook, test helper and Python example of the docs."""
-    files = [(str(p.relative_to(ROOT)), str(p.parent), _imports(p.read_text()))
-             for p in sorted([*(ROOT / "benchmarks").glob("*.py"), ROOT / "notebooks" / "execute.py",
-                              ROOT / "tests" / "conftest.py", ROOT / "tests" / "distribute_job.py"])]
+    scripts = sorted([*(ROOT / "benchmarks").glob("*.py"), ROOT / "notebooks" / "execute.py",
+                      ROOT / "tests" / "conftest.py", ROOT / "tests" / "distribute_job.py"])
+    files = [(str(p.relative_to(ROOT)), str(p.parent), _imports(p.read_text())) for p in scripts]
+    files += [(f"{p.relative_to(ROOT)}::{function}", str(p.parent), imports) for p in scripts
+              for function, imports in _function_imports(p.read_text()).items()]
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(notebook.read_text())["cells"]
         imports = [line for cell in cells if cell["cell_type"] == "code" for line in _imports("".join(cell["source"]))]
@@ -113,3 +136,13 @@ def test_the_probe_catches_keras_imported_first(tmp_path):
     completed = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(files), capture_output=True,
                                text=True, timeout=120)
     assert json.loads(completed.stdout) == {"keras_first": "keras"}
+
+
+def test_a_function_that_imports_keras_first_is_caught_below_a_helper_that_imports_transfer_tf(tmp_path):
+    source = ("import numpy as np\n\ndef helper():\n    import transfer_tf\n\n"
+              "def run():\n    import keras\n    helper()\n")
+    assert _imports(source)[1] == "import transfer_tf"  # the file's line order alone passes it
+    files = [(f"script::{name}", str(tmp_path), imports) for name, imports in _function_imports(source).items()]
+    completed = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(files), capture_output=True,
+                               text=True, timeout=120)
+    assert json.loads(completed.stdout) == {"script::helper": "transfer_tf", "script::run": "keras"}
