@@ -76,7 +76,7 @@ def _imports(source):
 
 
 def _function_imports(source):
-    """`{function name: imports}`: what runs before each function's body is done, in line order.
+    """`{"name:line": imports}` per function: what runs before its body is done, in line order.
 
     The module's own imports run first, then the function's (nested ones included). A
     function that imports keras before transfer_tf is a trap whatever the file's line order
@@ -86,7 +86,8 @@ def _function_imports(source):
     functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     inside = {id(child) for function in functions for child in ast.walk(function)}
     module = _in_line_order(node for node in ast.walk(tree) if id(node) not in inside)
-    return {function.name: module + _in_line_order(ast.walk(function)) for function in functions}
+    return {f"{function.name}:{function.lineno}": module + _in_line_order(ast.walk(function))
+            for function in functions}
 
 
 def _in_line_order(nodes):
@@ -145,4 +146,4 @@ def test_a_function_that_imports_keras_first_is_caught_below_a_helper_that_impor
     files = [(f"script::{name}", str(tmp_path), imports) for name, imports in _function_imports(source).items()]
     completed = subprocess.run([sys.executable, "-c", PROBE], input=json.dumps(files), capture_output=True,
                                text=True, timeout=120)
-    assert json.loads(completed.stdout) == {"script::helper": "transfer_tf", "script::run": "keras"}
+    assert json.loads(completed.stdout) == {"script::helper:3": "transfer_tf", "script::run:6": "keras"}
