@@ -259,3 +259,20 @@ def test_numpy_class_weight_keys_are_saved(tmp_path):
                   class_weight={np.int64(0): np.float32(1.0), np.int64(1): 2.0}, verbose=0)
     clf.save(tmp_path / "run")
     assert ttf.load(tmp_path / "run").training_record.settings["class_weight"] == {"0": 1.0, "1": 2.0}
+
+
+@pytest.mark.parametrize("cache", ["off", "memory"])
+def test_each_phase_traces_its_training_step_once(cache, monkeypatch):
+    # Keras creates the optimizer's variables in the first step unless it is built before `fit`,
+    # and TensorFlow then traces that step twice.
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traced = []
+    step = TensorFlowTrainer.train_step
+    monkeypatch.setattr(TensorFlowTrainer, "train_step",
+                        lambda self, data: traced.append(self.name) or step(self, data))
+    x, y = separable_data(16, 32, 2)
+    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    ttf.fine_tune(clf, (x, y), (x, y), head_epochs=1, fine_tune_epochs=1, batch_size=8, feature_cache=cache,
+                  verbose=0)
+    assert len(traced) == 2, traced

@@ -100,6 +100,8 @@ class AlignmentTrainer(keras.Model):
                 keras.layers.Dense(hidden_units, activation="relu"),
                 keras.layers.Dense(1),
             ], name="domain_classifier")
+            # Built now, so its weights are there when the optimizer is built before `fit`.
+            self.domain.build((None, features.output_shape[-1]))
         self.alignment_tracker = keras.metrics.Mean(name="alignment_loss")
 
     def call(self, inputs, training=None):

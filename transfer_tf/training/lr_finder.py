@@ -23,7 +23,7 @@ from transfer_tf.data.inputs import training_data
 from transfer_tf.model import distribute
 from transfer_tf.model.freezing import all_layers, freeze_base, unfreeze_top_blocks
 from transfer_tf.training import feature_cache
-from transfer_tf.training.phases import FitOptions
+from transfer_tf.training.phases import FitOptions, build_optimizer
 
 PHASES = ("head", "fine_tune")
 SUGGESTIONS = ("valley", "minimum", "steep")
@@ -118,6 +118,7 @@ def sweep(model, dataset, options, *, start_lr=1e-7, end_lr=10.0, steps=100, pha
     callback = _Sweep(rates)
     with distribute.scope(strategy):
         options.compile(model, start_lr)
+        build_optimizer(model)
         try:
             with distribute.multi_worker_fit(strategy):
                 model.fit(distribute.sharded(options.prepare(dataset).repeat(), strategy),

@@ -137,6 +137,20 @@ class FitOptions:
         model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=self.jit_compile)
 
 
+def build_optimizer(model):
+    """Creates the compiled optimizer's variables now, before `fit` traces its first step.
+
+    Keras creates them inside that trace when no strategy is set, and a
+    first call that creates variables makes TensorFlow trace the whole
+    training step twice: one MobileNetV3Small `fit` took 28.8 s instead of
+    13.5 s. The variables and the training are the same either way.
+    """
+    # So a model fitted in a phase must have all its weights before `fit`: the
+    # trainers build their layers when they are made (Keras's error names a late one).
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
 def trainable_parameters(model):
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
@@ -207,6 +221,7 @@ def _fit(phase, options, strategy, backup):
     history = {}
     if phase.epochs > 0:
         distribute.draw_build_order(phase.train, strategy)
+        build_optimizer(phase.model)
         with distribute.multi_worker_fit(strategy):
             fit = phase.model.fit(
                 distribute.sharded(options.prepare(phase.train), strategy),

@@ -1,0 +1,93 @@
+"""What building the optimizer before `fit` saves: one trace of the training step instead of two.
+
+Keras 3 creates the optimizer's variables (Adam's moments) inside the first
+traced training step when no distribution strategy is set, and a
+`tf.function` whose first call creates variables is traced twice. Every
+phase of transfer_tf now builds the optimizer before its `fit`
+(`training.phases.build_optimizer`). This times one bare Keras `fit` of a
+whole classifier (1 epoch, every weight trainable, like a from-scratch phase
+or the top blocks of phase 2), built each way, in a fresh process per run,
+and counts the traces of the training step.
+
+    python benchmarks/first_trace.py                      # 3 backbones, 3 repeats
+    python benchmarks/first_trace.py --backbones vgg16 --repeats 1
+
+Writes `benchmarks/results/first_trace.json` with the CPU's flags.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import transfer_tf as ttf  # noqa: F401  (first: it sets TensorFlow's CPU options)
+
+from _results import write_results
+
+RESULTS = Path(__file__).parent / "results" / "first_trace.json"
+WORKER = """
+import transfer_tf as ttf
+import json, sys, time
+import numpy as np
+from keras.src.backend.tensorflow import trainer
+from transfer_tf.training.phases import build_optimizer
+
+backbone, size, build = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "built"
+traces = []
+step = trainer.TensorFlowTrainer.train_step
+trainer.TensorFlowTrainer.train_step = lambda self, data: traces.append(1) or step(self, data)
+rng = np.random.default_rng(0)
+x, y = rng.uniform(0, 255, (64, size, size, 3)).astype("float32"), np.arange(64) % 2
+clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=size, weights=None, seed=0)
+clf.base.trainable = True
+clf.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+started = time.perf_counter()
+if build:
+    build_optimizer(clf)
+clf.fit(x, y, batch_size=16, epochs=1, verbose=0)
+print(json.dumps({"seconds": time.perf_counter() - started, "traces": len(traces)}))
+"""
+
+
+def run(backbone, size, mode):
+    done = subprocess.run([sys.executable, "-c", WORKER, backbone, str(size), mode], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs="+", default=["mobilenetv3small", "resnet50", "efficientnet_lite0"])
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    rows = []
+    for backbone in args.backbones:
+        for repeat in range(args.repeats):
+            for mode in ("keras", "built"):  # alternated, so drift in the machine's speed hits both
+                rows.append({"backbone": backbone, "mode": mode, "repeat": repeat,
+                             **run(backbone, args.image_size, mode)})
+                print(json.dumps(rows[-1]), flush=True)
+    print("\n| backbone | Keras's first fit (traces) | optimizer built first (traces) | ratio (range) |\n|---|---|---|---|")
+    summary = {}
+    for backbone in args.backbones:
+        times = {m: [r["seconds"] for r in rows if r["backbone"] == backbone and r["mode"] == m]
+                 for m in ("keras", "built")}
+        traces = {m: next(r["traces"] for r in rows if r["backbone"] == backbone and r["mode"] == m)
+                  for m in ("keras", "built")}
+        ratios = [a / b for a, b in zip(times["keras"], times["built"])]
+        summary[backbone] = {"keras_median": statistics.median(times["keras"]),
+                             "built_median": statistics.median(times["built"]),
+                             "ratio_median": statistics.median(ratios), "traces": traces}
+        print(f"| {backbone} | {summary[backbone]['keras_median']:.1f} s ({traces['keras']}) | "
+              f"{summary[backbone]['built_median']:.1f} s ({traces['built']}) | "
+              f"{summary[backbone]['ratio_median']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    write_results(RESULTS, "first_trace.py", argv if argv is not None else sys.argv[1:],
+                  {"image_size": args.image_size, "rows": rows, "summary": summary})
+
+
+if __name__ == "__main__":
+    main()
