@@ -1,4 +1,4 @@
-"""What building the optimizer before `fit` saves: one trace of the training step instead of two.
+"""One trace where Keras makes two: of the training step (optimizer built first) and of inference.
 
 Keras 3 creates the optimizer's variables (Adam's moments) inside the first
 traced training step when no distribution strategy is set, and a
@@ -9,10 +9,17 @@ whole classifier (1 epoch, every weight trainable, like a from-scratch phase
 or the top blocks of phase 2), built each way, in a fresh process per run,
 and counts the traces of the training step.
 
+Inference alike: a `tf.function` traced on a full batch is traced again for
+the last, smaller batch of a dataset. `--inference` times running the frozen
+classifier over 500 images in batches of 32 (the last one of 20) with such a
+function (as `predict_on_batch` did) against `model.inference.batch_function`,
+traced once for any batch size.
+
     python benchmarks/first_trace.py                      # 3 backbones, 3 repeats
+    python benchmarks/first_trace.py --inference
     python benchmarks/first_trace.py --backbones vgg16 --repeats 1
 
-Writes `benchmarks/results/first_trace.json` with the CPU's flags.
+Writes `benchmarks/results/first_trace.json` (`first_trace_inference.json`) with the CPU's flags.
 """
 
 import argparse
@@ -27,6 +34,26 @@ import transfer_tf as ttf  # noqa: F401  (first: it sets TensorFlow's CPU option
 from _results import write_results
 
 RESULTS = Path(__file__).parent / "results" / "first_trace.json"
+INFERENCE_WORKER = """
+import transfer_tf as ttf
+import json, sys, time
+import numpy as np
+import tensorflow as tf
+from transfer_tf.model.inference import batch_function
+
+backbone, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+images = np.random.default_rng(0).uniform(0, 255, (500, size, size, 3)).astype("float32")
+clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=size, weights=None, seed=0)
+if mode == "built":
+    run = batch_function(clf)
+else:
+    function = tf.function(lambda x: clf(x, training=False), reduce_retracing=True)
+    run = lambda x: function(tf.convert_to_tensor(x)).numpy()
+started = time.perf_counter()
+for start in range(0, len(images), 32):
+    run(images[start:start + 32])
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
 WORKER = """
 import transfer_tf as ttf
 import json, sys, time
@@ -51,8 +78,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "traces": len(traces
 """
 
 
-def run(backbone, size, mode):
-    done = subprocess.run([sys.executable, "-c", WORKER, backbone, str(size), mode], capture_output=True, text=True)
+def run(backbone, size, mode, worker=WORKER):
+    done = subprocess.run([sys.executable, "-c", worker, backbone, str(size), mode], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -63,29 +90,36 @@ def main(argv=None):
     parser.add_argument("--backbones", nargs="+", default=["mobilenetv3small", "resnet50", "efficientnet_lite0"])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--inference", action="store_true",
+                        help="time inference over 500 images instead of one fit")
     args = parser.parse_args(argv)
+    worker = INFERENCE_WORKER if args.inference else WORKER
     rows = []
     for backbone in args.backbones:
         for repeat in range(args.repeats):
             for mode in ("keras", "built"):  # alternated, so drift in the machine's speed hits both
                 rows.append({"backbone": backbone, "mode": mode, "repeat": repeat,
-                             **run(backbone, args.image_size, mode)})
+                             **run(backbone, args.image_size, mode, worker)})
                 print(json.dumps(rows[-1]), flush=True)
-    print("\n| backbone | Keras's first fit (traces) | optimizer built first (traces) | ratio (range) |\n|---|---|---|---|")
+    first, second = ("a tf.function", "batch_function") if args.inference else (
+        "Keras's first fit (traces)", "optimizer built first (traces)")
+    print(f"\n| backbone | {first} | {second} | ratio (range) |\n|---|---|---|---|")
     summary = {}
     for backbone in args.backbones:
         times = {m: [r["seconds"] for r in rows if r["backbone"] == backbone and r["mode"] == m]
                  for m in ("keras", "built")}
-        traces = {m: next(r["traces"] for r in rows if r["backbone"] == backbone and r["mode"] == m)
+        traces = {m: next(r.get("traces", "-") for r in rows if r["backbone"] == backbone and r["mode"] == m)
                   for m in ("keras", "built")}
         ratios = [a / b for a, b in zip(times["keras"], times["built"])]
         summary[backbone] = {"keras_median": statistics.median(times["keras"]),
                              "built_median": statistics.median(times["built"]),
                              "ratio_median": statistics.median(ratios), "traces": traces}
-        print(f"| {backbone} | {summary[backbone]['keras_median']:.1f} s ({traces['keras']}) | "
-              f"{summary[backbone]['built_median']:.1f} s ({traces['built']}) | "
+        counts = {m: "" if traces[m] == "-" else f" ({traces[m]})" for m in traces}
+        print(f"| {backbone} | {summary[backbone]['keras_median']:.1f} s{counts['keras']} | "
+              f"{summary[backbone]['built_median']:.1f} s{counts['built']} | "
               f"{summary[backbone]['ratio_median']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
-    write_results(RESULTS, "first_trace.py", argv if argv is not None else sys.argv[1:],
+    out = RESULTS.with_name("first_trace_inference.json") if args.inference else RESULTS
+    write_results(out, "first_trace.py", argv if argv is not None else sys.argv[1:],
                   {"image_size": args.image_size, "rows": rows, "summary": summary})
 
 

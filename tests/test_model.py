@@ -82,4 +82,22 @@ def test_predict_on_batch_is_the_eager_call_traced_once():
     np.testing.assert_array_equal(clf.predict_on_batch(images), keras.ops.convert_to_numpy(clf(images)))
     assert clf.predict_on_batch(images[:2]).shape == (2, 3)  # a last, shorter batch
     assert clf.predict_on_batch(images[:5]).shape == (5, 3)
-    assert clf._inference.experimental_get_tracing_count() <= 2  # not once per batch size
+    assert clf._inference.function.experimental_get_tracing_count() == 1  # not again for a shorter batch
+
+
+def test_batch_function_traces_once_for_every_batch_size():
+    from transfer_tf.model.inference import batch_function
+
+    class Doubling(keras.layers.Layer):
+        def call(self, x):
+            traced.append(x.shape[0])  # runs only while TensorFlow traces
+            return x * 2.0
+
+    traced = []
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Doubling()(inputs))
+    traced.clear()
+    run = batch_function(model)
+    for n in (8, 8, 3):  # full batches, then the last, smaller one
+        np.testing.assert_allclose(run(np.ones((n, 4), np.float32)), 2.0)
+    assert traced == [None]

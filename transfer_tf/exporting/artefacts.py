@@ -17,6 +17,7 @@ from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
 from transfer_tf.exporting.tflite import convert, flex_ops, operators
+from transfer_tf.model.inference import batch_function
 from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
 SAVED_MODEL_DIR = "saved_model"
@@ -41,7 +42,7 @@ class KerasArtefact:
         return folder / MODEL_FILE
 
     def runner(self, threads=None):
-        return lambda batch: self.serving.predict_on_batch(batch)
+        return batch_function(self.serving)
 
     def record(self):
         return None

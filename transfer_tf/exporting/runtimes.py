@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from transfer_tf.exporting.parity import tflite_runner
+from transfer_tf.model.inference import batch_function
 
 ONNX_FILE = "model.onnx"
 OPENVINO_DIR = "openvino"
@@ -102,8 +103,8 @@ def _keras(path, threads):
     from transfer_tf.exporting.saved_model import serving_model
     from transfer_tf.methods.loading import load
 
-    serving = serving_model(load(path))
-    return lambda batch: serving.predict_on_batch(np.asarray(batch, np.float32))
+    run = batch_function(serving_model(load(path)))
+    return lambda batch: run(np.asarray(batch, np.float32))
 
 
 _RUNNERS = {"tflite": _tflite, "onnx": _onnx, "openvino": _openvino, "saved_model": _saved_model,

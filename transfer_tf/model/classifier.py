@@ -4,7 +4,6 @@ import copy
 import warnings
 
 import keras
-import tensorflow as tf
 
 from transfer_tf.backbones.preprocessing import ImagePreprocessing
 from transfer_tf.backbones.registry import get_backbone
@@ -14,6 +13,7 @@ from transfer_tf.core.choices import TASKS
 from transfer_tf.core.seeding import seed_job
 from transfer_tf.model import distribute, saving
 from transfer_tf.model.head import build_head, output_units, validate_head_args
+from transfer_tf.model.inference import batch_function
 from transfer_tf.model.precision import dtype_policy_scope
 from transfer_tf.model.records import FineTuneResult
 from transfer_tf.model.temperature import TemperatureScaling, check_temperature, check_unknown_threshold
@@ -167,14 +167,15 @@ class ImageClassifier(keras.Model):
     def predict_on_batch(self, x):
         """The outputs for one batch of raw images `(n, height, width, 3)`, as a NumPy array.
 
-        One graph, traced on the first call, runs every batch in inference
-        mode: on a CPU several times faster than eager calls. Unlike Keras's
-        own, it runs the batch once under any distribution strategy (Keras's
+        One graph, traced on the first call for any batch size, runs every
+        batch in inference mode: on a CPU several times faster than eager
+        calls, and the last, smaller batch of a dataset is not traced again.
+        Unlike Keras's own, it runs the batch once under any distribution strategy (Keras's
         runs it on every replica and concatenates the copies).
         """
         if self._inference is None:
-            self._inference = tf.function(lambda images: self(images, training=False), reduce_retracing=True)
-        return keras.ops.convert_to_numpy(self._inference(tf.convert_to_tensor(x)))
+            self._inference = batch_function(self)
+        return self._inference(x)
 
     def extract_features(self, images):
         """Returns the base's feature maps for raw images (inference mode)."""
