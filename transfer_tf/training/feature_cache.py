@@ -30,6 +30,7 @@ import tensorflow as tf
 from transfer_tf.backbones.blocks import split_base
 from transfer_tf.data.pipeline import recipe_of
 from transfer_tf.model.freezing import blocks_to_unfreeze
+from transfer_tf.model.inference import batch_function
 from transfer_tf.training.cache_filling import CacheFiller
 
 MEMORY_BUDGET = 4 * 2**30
@@ -210,11 +211,9 @@ class FeatureCache:
         kind = "features" if self.cut is None else "activations"
         array = self.arrays[name][kind]
         model = self.classifier.head if self.cut is None else TopAndHead(self.top, self.classifier.head)
-        run = tf.function(lambda x: model(x, training=False),
-                          input_signature=[tf.TensorSpec((None, *array.shape[1:]), tf.float32)])
+        run = batch_function(model)
         size = recipe_of(self.datasets[name]).batch_size
-        return np.concatenate([keras.ops.convert_to_numpy(run(np.asarray(array[i:i + size], np.float32)))
-                               for i in range(0, len(array), size)])
+        return np.concatenate([run(np.asarray(array[i:i + size], np.float32)) for i in range(0, len(array), size)])
 
     def _train_validation(self, kind):
         return tuple(None if split not in self.datasets else self._dataset(split, kind)
