@@ -13,9 +13,9 @@ import pytest
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 QUICK = {
-    "01_quickstart": "IMAGE_SIZE = 64\nIMAGES_PER_CLASS = 30\nHEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 1",
-    "02_two_phase_fine_tuning": "IMAGE_SIZE = 64\nLABELLED, HELD_OUT = 60, 60\nHEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 1",
-    "03_export_for_mobile": "IMAGE_SIZE = 64\nHEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 1\nLATENCY_REPEATS = 2\n"
+    "01_quickstart": "IMAGE_SIZE = 32\nIMAGES_PER_CLASS = 30\nHEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 1",
+    "02_two_phase_fine_tuning": "IMAGE_SIZE = 32\nLABELLED, HELD_OUT = 60, 60\nHEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 1",
+    "03_export_for_mobile": "IMAGE_SIZE = 32\nHEAD_EPOCHS, FINE_TUNE_EPOCHS = 1, 1\nLATENCY_REPEATS = 2\n"
                             "PRECISIONS = ['int8']\nFORMATS = ['saved_model', 'tflite']",
 }
 

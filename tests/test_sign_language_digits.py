@@ -9,9 +9,10 @@ from transfer_tf.cli.jobs import evaluate_run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-language-digits" / "images"
 
-pytestmark = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"sign-language-digits not found at {DATA} (optional data set)"
-)
+pytestmark = [
+    pytest.mark.skipif(not DATA.is_dir(), reason=f"sign-language-digits not found at {DATA} (optional data set)"),
+    pytest.mark.slow,  # 2,062 photos decoded and trained on: a minute on 2 cores
+]
 
 
 def test_trains_on_real_photos(tmp_path):
