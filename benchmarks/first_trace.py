@@ -15,11 +15,18 @@ classifier over 500 images in batches of 32 (the last one of 20) with such a
 function (as `predict_on_batch` did) against `model.inference.batch_function`,
 traced once for any batch size.
 
+Export alike: `--export` times writing `model.onnx` and `openvino/` after the
+Keras row's check ran the serving model over a batch, with Keras's exporters
+(`model.export(format=...)`, each tracing the network again, as `export` did)
+against the converters fed the graph that check traced (`exporting.artefacts`).
+
     python benchmarks/first_trace.py                      # 3 backbones, 3 repeats
     python benchmarks/first_trace.py --inference
+    python benchmarks/first_trace.py --export
     python benchmarks/first_trace.py --backbones vgg16 --repeats 1
 
-Writes `benchmarks/results/first_trace.json` (`first_trace_inference.json`) with the CPU's flags.
+Writes `benchmarks/results/first_trace.json` (`first_trace_inference.json`, `first_trace_export.json`)
+with the CPU's flags.
 """
 
 import argparse
@@ -52,6 +59,31 @@ else:
 started = time.perf_counter()
 for start in range(0, len(images), 32):
     run(images[start:start + 32])
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+EXPORT_WORKER = """
+import transfer_tf as ttf
+import json, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+from transfer_tf.exporting.artefacts import OnnxArtefact, OpenVinoArtefact
+from transfer_tf.exporting.saved_model import serving_model
+from transfer_tf.model.inference import batch_function
+
+backbone, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+images = np.random.default_rng(0).uniform(0, 255, (8, size, size, 3)).astype("float32")
+clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=size, weights=None, seed=0)
+serving = serving_model(clf)
+serving_run = batch_function(serving)
+serving_run(images)  # the Keras row's check, which export runs first either way
+folder = Path(tempfile.mkdtemp())
+started = time.perf_counter()
+if mode == "built":
+    for kind in (OnnxArtefact, OpenVinoArtefact):
+        kind(serving_run, serving.input_shape[1:]).write(folder)
+else:
+    serving.export(str(folder / "model.onnx"), format="onnx", verbose=False)
+    serving.export(str(folder / "openvino" / "model.xml"), format="openvino", verbose=False)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 WORKER = """
@@ -90,10 +122,11 @@ def main(argv=None):
     parser.add_argument("--backbones", nargs="+", default=["mobilenetv3small", "resnet50", "efficientnet_lite0"])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--inference", action="store_true",
-                        help="time inference over 500 images instead of one fit")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--inference", action="store_true", help="time inference over 500 images instead of one fit")
+    kind.add_argument("--export", action="store_true", help="time the ONNX and OpenVINO conversions instead")
     args = parser.parse_args(argv)
-    worker = INFERENCE_WORKER if args.inference else WORKER
+    worker = INFERENCE_WORKER if args.inference else EXPORT_WORKER if args.export else WORKER
     rows = []
     for backbone in args.backbones:
         for repeat in range(args.repeats):
@@ -102,6 +135,7 @@ def main(argv=None):
                              **run(backbone, args.image_size, mode, worker)})
                 print(json.dumps(rows[-1]), flush=True)
     first, second = ("a tf.function", "batch_function") if args.inference else (
+        "Keras's exporters", "the traced graph") if args.export else (
         "Keras's first fit (traces)", "optimizer built first (traces)")
     print(f"\n| backbone | {first} | {second} | ratio (range) |\n|---|---|---|---|")
     summary = {}
@@ -118,7 +152,8 @@ def main(argv=None):
         print(f"| {backbone} | {summary[backbone]['keras_median']:.1f} s{counts['keras']} | "
               f"{summary[backbone]['built_median']:.1f} s{counts['built']} | "
               f"{summary[backbone]['ratio_median']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
-    out = RESULTS.with_name("first_trace_inference.json") if args.inference else RESULTS
+    out = (RESULTS.with_name("first_trace_inference.json") if args.inference
+           else RESULTS.with_name("first_trace_export.json") if args.export else RESULTS)
     write_results(out, "first_trace.py", argv if argv is not None else sys.argv[1:],
                   {"image_size": args.image_size, "rows": rows, "summary": summary})
 

@@ -17,12 +17,12 @@ from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
 from transfer_tf.exporting.tflite import convert, flex_ops, operators
-from transfer_tf.model.inference import batch_function
 from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
 SAVED_MODEL_DIR = "saved_model"
-# Written by `keras.Model.export(format=...)`; a model they cannot hold is skipped unless asked for by name.
-KERAS_EXPORTER_FORMATS = ("onnx", "openvino")
+# Converted from the serving graph by their own converters; a model they cannot hold is skipped unless
+# asked for by name.
+CONVERTED_FORMATS = ("onnx", "openvino")
 
 
 class KerasArtefact:
@@ -32,9 +32,9 @@ class KerasArtefact:
     format = "keras"
     file = MODEL_FILE
 
-    def __init__(self, classifier, serving):
+    def __init__(self, classifier, serving_run):
         self.classifier = classifier
-        self.serving = serving
+        self.serving_run = serving_run
 
     def write(self, folder):
         save_model_file(self.classifier, folder / MODEL_FILE)
@@ -42,7 +42,7 @@ class KerasArtefact:
         return folder / MODEL_FILE
 
     def runner(self, threads=None):
-        return batch_function(self.serving)
+        return self.serving_run
 
     def record(self):
         return None
@@ -121,11 +121,17 @@ class TFLiteArtefact:
         }
 
 
-class _KerasExporterArtefact:
-    """A file written by `keras.Model.export(format=...)` from the serving model, run in its own runtime."""
+class _ConvertedArtefact:
+    """A file converted from the serving model's graph, run in its own runtime.
 
-    def __init__(self, serving):
-        self.serving = serving
+    The graph is the one the Keras row's check traced (`serving_run`), so the
+    converters start from it instead of tracing the whole network again, as
+    `keras.Model.export(format=...)` would (seconds per format on a CPU).
+    """
+
+    def __init__(self, serving_run, image_shape):
+        self.serving_run = serving_run
+        self.spec = tf.TensorSpec((None, *image_shape), tf.float32)  # the spec `serving_run` traces
         self.path = None
 
     def write(self, folder):
@@ -138,7 +144,7 @@ class _KerasExporterArtefact:
         try:
             with warnings.catch_warnings():  # Keras's tf2onnx shim probes np.object
                 warnings.simplefilter("ignore", FutureWarning)
-                self.serving.export(str(self.path), format=self.format, verbose=False)
+                self.convert(self.serving_run.function, self.path)
         finally:
             quiet.setLevel(level)
         return folder / self.file.split("/")[0]
@@ -150,15 +156,31 @@ class _KerasExporterArtefact:
         return None
 
 
-class OnnxArtefact(_KerasExporterArtefact):
+class OnnxArtefact(_ConvertedArtefact):
     """`model.onnx` (through tf2onnx), for onnxruntime on servers and PCs."""
 
     name = format = "onnx"
     file = runtimes.ONNX_FILE
 
+    def convert(self, function, path):
+        import tf2onnx
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
 
-class OpenVinoArtefact(_KerasExporterArtefact):
+        patch_tf2onnx()  # tf2onnx still uses NumPy 1 names; Keras's own ONNX export patches them the same way
+        tf2onnx.convert.from_function(function, [self.spec], output_path=str(path))
+
+
+class OpenVinoArtefact(_ConvertedArtefact):
     """`openvino/model.xml` + `model.bin`, OpenVINO's IR, for Intel CPUs, GPUs and NPUs."""
 
     name = format = "openvino"
     file = f"{runtimes.OPENVINO_DIR}/{runtimes.OPENVINO_FILE}"
+
+    def convert(self, function, path):
+        import openvino
+
+        model = openvino.convert_model(function.get_concrete_function(self.spec))
+        for model_input in model.inputs:  # named as Keras's OpenVINO export names it
+            model_input.get_node().set_friendly_name(SERVING_INPUT)
+            model_input.tensor.set_names({SERVING_INPUT})
+        openvino.serialize(model, str(path))  # weights as they are: no float16 compression

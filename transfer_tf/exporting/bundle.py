@@ -28,6 +28,7 @@ from transfer_tf.exporting.tflite import PRECISIONS, TFLiteConfig
 from transfer_tf.methods.estimator_classifier import EstimatorClassifier
 from transfer_tf.methods.loading import load
 from transfer_tf.model.classifier import ImageClassifier
+from transfer_tf.model.inference import batch_function
 from transfer_tf.model.precision import float32_copy
 from transfer_tf.model.run_data import run_splits
 from transfer_tf.model.saving import package_versions
@@ -248,13 +249,14 @@ def export(
 
 def _artefacts(classifier, serving, chosen, configs, saved_model_home, calibration, metadata, allow_flex_ops):
     """The files to write, in order: the Keras model first (every check's reference)."""
-    artefacts = [KerasArtefact(classifier, serving)]
+    serving_run = batch_function(serving)  # traced once: the Keras row's check and the ONNX/OpenVINO conversions
+    artefacts = [KerasArtefact(classifier, serving_run)]
     if "saved_model" in chosen or configs:
         artefacts.append(SavedModelArtefact(serving, classifier.class_names))
     artefacts += [TFLiteArtefact(config, saved_model_home / SAVED_MODEL_DIR, calibration.get(config.name),
                                  metadata, allow_flex_ops=allow_flex_ops) for config in configs]
-    return artefacts + [kind(serving) for name, kind in (("onnx", OnnxArtefact), ("openvino", OpenVinoArtefact))
-                        if name in chosen]
+    return artefacts + [kind(serving_run, serving.input_shape[1:])
+                        for name, kind in (("onnx", OnnxArtefact), ("openvino", OpenVinoArtefact)) if name in chosen]
 
 
 def _configs(precisions):

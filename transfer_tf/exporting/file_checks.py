@@ -4,7 +4,7 @@ import shutil
 import time
 
 from transfer_tf.core.integrity import checksum
-from transfer_tf.exporting.artefacts import KERAS_EXPORTER_FORMATS
+from transfer_tf.exporting.artefacts import CONVERTED_FORMATS
 from transfer_tf.exporting.parity import batched_scores, compare, latency_fields
 from transfer_tf.exporting.runtimes import THREAD_CONTROL
 
@@ -44,7 +44,7 @@ def write_and_check(artefacts, folder, held_out, task, *, latency_repeats, max_a
             path = artefact.write(folder)
             row, scores = _parity_row(artefact, path, reference, held_out, task, latency_repeats)
         except Exception as error:
-            if artefact.format not in KERAS_EXPORTER_FORMATS:
+            if artefact.format not in CONVERTED_FORMATS:
                 raise
             message = _unmade(artefact, error)
             if asked_for is not None:  # asked for by name: never skipped silently
@@ -79,7 +79,7 @@ def _parity_row(artefact, path, reference, held_out, task, latency_repeats):
 
 
 def _unmade(artefact, error):
-    """One line saying why a file Keras's exporter wrote could not be made or run."""
+    """One line saying why an ONNX or OpenVINO file could not be made or run."""
     detail = " ".join(str(error).split())
     detail = detail if len(detail) <= 300 else detail[:300] + " ..."
     return (f"{artefact.format}: not made, the model does not convert or does not run in its runtime "

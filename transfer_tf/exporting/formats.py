@@ -1,8 +1,9 @@
 """Which file formats an export writes, and what each needs installed.
 
 SavedModel and TFLite come with TensorFlow. ONNX and OpenVINO IR are
-written by Keras's own exporters and need packages of their own, the
-extras `transfer_tf[onnx]` and `transfer_tf[openvino]`.
+converted from the serving graph by tf2onnx and OpenVINO's converter and
+need packages of their own, the extras `transfer_tf[onnx]` and
+`transfer_tf[openvino]`.
 """
 
 import importlib.util
