@@ -10,7 +10,7 @@ import pytest
 
 import transfer_tf as ttf
 from transfer_tf import cli
-from transfer_tf.exporting import file_checks, formats
+from transfer_tf.exporting import bundle, file_checks, formats
 from transfer_tf.exporting.bench import count_multiply_adds
 from transfer_tf.exporting.runtimes import runner
 
@@ -71,6 +71,33 @@ def test_report_holds_held_out_numbers_per_format_and_the_machine(run_folder):
         assert row["failing"] is None  # no --max-accuracy-drop
     assert [line.split()[0] for line in
             ttf.ExportResult(None, {}, report["rows"], {}).parity_table().splitlines()[1:]] == list(rows)
+
+
+def test_onnx_and_openvino_are_converted_from_the_graph_the_keras_check_traced(monkeypatch, tmp_path):
+    """One trace of the classifier for the Keras row and both conversions (Keras's exporters traced again each)."""
+    import tensorflow as tf
+
+    from conftest import separable_data
+
+    clf = ttf.ImageClassifier.from_backbone("vgg16", class_names=["a", "b"], image_size=32, weights=None)
+    traced = []
+    call, build = clf.call, bundle.serving_model
+    monkeypatch.setattr(clf, "call", lambda *args, **kwargs: traced.append(not tf.executing_eagerly())
+                        or call(*args, **kwargs))
+
+    def serving_model(classifier):  # built symbolically (one call); the traces come after
+        model = build(classifier)
+        traced.clear()
+        return model
+
+    monkeypatch.setattr(bundle, "serving_model", serving_model)
+    images, labels = separable_data(8, 32, 2)
+    data = ttf.data.from_arrays(images, labels, ["a", "b"], image_size=32, validation_split=0.5)
+    result = ttf.export(clf, tmp_path / "export", formats=["onnx", "openvino"], precisions=[], data=data,
+                        latency_repeats=1, verbose=0)
+    assert [row["artefact"] for row in result.parity] == ["keras", "onnx", "openvino"]
+    assert all(row["agreement"] == 1.0 for row in result.parity)
+    assert traced.count(True) == 1
 
 
 def test_a_format_that_loses_too_much_accuracy_fails_the_command(run_folder, monkeypatch, capsys):

@@ -184,7 +184,7 @@ def export(
     configs = _configs(precisions)
     chosen, skipped = choose_formats(formats)
     if "tflite" not in chosen:
-        if [c.name for c in configs] != list(PRECISIONS):
+        if configs and [c.name for c in configs] != list(PRECISIONS):  # [] agrees: no TFLite files
             raise ValueError(f"precisions choose TFLite files, which formats={list(formats)} leaves out: add "
                              f"'tflite' to formats. Received: precisions={[c.name for c in configs]}")
         configs = []
