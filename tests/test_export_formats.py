@@ -74,7 +74,7 @@ def test_report_holds_held_out_numbers_per_format_and_the_machine(run_folder):
 
 
 def test_onnx_and_openvino_are_converted_from_the_graph_the_keras_check_traced(monkeypatch, tmp_path):
-    """One trace of the classifier for the Keras row and both conversions (Keras's exporters traced again each)."""
+    """One trace of the classifier for the Keras row and both conversions (7 with Keras's exporters)."""
     import tensorflow as tf
 
     from conftest import separable_data
