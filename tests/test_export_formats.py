@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import transfer_tf as ttf
 from transfer_tf import cli
@@ -14,6 +15,7 @@ from transfer_tf.exporting import bundle, file_checks, formats
 from transfer_tf.exporting.bench import count_multiply_adds
 from transfer_tf.exporting.runtimes import runner
 
+from conftest import separable_data
 from image_files import write_class_folder
 
 CLASSES = ["dark", "mid", "light"]
@@ -75,10 +77,6 @@ def test_report_holds_held_out_numbers_per_format_and_the_machine(run_folder):
 
 def test_onnx_and_openvino_are_converted_from_the_graph_the_keras_check_traced(monkeypatch, tmp_path):
     """One trace of the classifier for the Keras row and both conversions (7 with Keras's exporters)."""
-    import tensorflow as tf
-
-    from conftest import separable_data
-
     clf = ttf.ImageClassifier.from_backbone("vgg16", class_names=["a", "b"], image_size=32, weights=None)
     traced = []
     call, build = clf.call, bundle.serving_model
