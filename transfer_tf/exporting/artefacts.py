@@ -17,6 +17,7 @@ from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
 from transfer_tf.exporting.tflite import convert, flex_ops, operators
+from transfer_tf.model.inference import any_batch_spec
 from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
 SAVED_MODEL_DIR = "saved_model"
@@ -131,7 +132,7 @@ class _ConvertedArtefact:
 
     def __init__(self, serving_run, image_shape):
         self.serving_run = serving_run
-        self.spec = tf.TensorSpec((None, *image_shape), tf.float32)  # the spec `serving_run` traces
+        self.spec = any_batch_spec(image_shape, tf.float32)  # the graph `serving_run` traced for images
         self.path = None
 
     def write(self, folder):

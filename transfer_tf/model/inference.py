@@ -4,6 +4,11 @@ import keras
 import tensorflow as tf
 
 
+def any_batch_spec(item_shape, dtype):
+    """The input spec `batch_function` traces: batches of any size of items of `item_shape`."""
+    return tf.TensorSpec((None, *item_shape), dtype)
+
+
 def batch_function(model):
     """`run(batch)`: the model's outputs in inference mode as a NumPy array, one graph for every batch size.
 
@@ -24,7 +29,7 @@ def batch_function(model):
 
     def run(batch):
         batch = tf.convert_to_tensor(batch)
-        spec = tf.TensorSpec((None, *batch.shape[1:]), batch.dtype)
+        spec = any_batch_spec(batch.shape[1:], batch.dtype)
         if spec not in traced:
             function.get_concrete_function(spec)
             traced.add(spec)
