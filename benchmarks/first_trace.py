@@ -19,14 +19,19 @@ Export alike: `--export` times writing `model.onnx` and `openvino/` after the
 Keras row's check ran the serving model over a batch, with Keras's exporters
 (`model.export(format=...)`, each tracing the network again, as `export` did)
 against the converters fed the graph that check traced (`exporting.artefacts`).
+`--tflite` times converting the written SavedModel to the four default TFLite
+precisions (int8 calibrated on 64 images): from its folder
+(`TFLiteConverter.from_saved_model`, which loads it three times per file, as
+`export` did) against from its signature as the SavedModel's check loaded it.
 
     python benchmarks/first_trace.py                      # 3 backbones, 3 repeats
     python benchmarks/first_trace.py --inference
     python benchmarks/first_trace.py --export
+    python benchmarks/first_trace.py --tflite
     python benchmarks/first_trace.py --backbones vgg16 --repeats 1
 
-Writes `benchmarks/results/first_trace.json` (`first_trace_inference.json`, `first_trace_export.json`)
-with the CPU's flags.
+Writes `benchmarks/results/first_trace.json` (`first_trace_inference.json`, `first_trace_export.json`,
+`first_trace_tflite.json`) with the CPU's flags.
 """
 
 import argparse
@@ -86,6 +91,31 @@ else:
     serving.export(str(folder / "openvino" / "model.xml"), format="openvino", verbose=False)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
+TFLITE_WORKER = """
+import transfer_tf as ttf
+import json, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+import tensorflow as tf
+from transfer_tf.exporting import tflite
+from transfer_tf.exporting.artefacts import SavedModelArtefact
+from transfer_tf.exporting.saved_model import serving_model
+
+backbone, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+images = np.random.default_rng(0).uniform(0, 255, (64, size, size, 3)).astype("float32")
+clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=size, weights=None, seed=0)
+folder = Path(tempfile.mkdtemp())
+saved_model = SavedModelArtefact(serving_model(clf), ["a", "b"])
+saved_model.write(folder)  # and loaded for its check, which export runs first either way
+if mode == "keras":  # the same converter settings, fed the folder instead of the function
+    tf.lite.TFLiteConverter.from_concrete_functions = lambda *a, **k: tf.lite.TFLiteConverter.from_saved_model(
+        str(folder / "saved_model"), signature_keys=["serving_default"])
+started = time.perf_counter()
+for name in tflite.PRECISIONS:
+    config = ttf.TFLiteConfig.int8(num_calibration_images=64) if name == "int8" else ttf.TFLiteConfig(name)
+    tflite.convert(saved_model.signature, config, images)
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
 WORKER = """
 import transfer_tf as ttf
 import json, sys, time
@@ -125,8 +155,10 @@ def main(argv=None):
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--inference", action="store_true", help="time inference over 500 images instead of one fit")
     kind.add_argument("--export", action="store_true", help="time the ONNX and OpenVINO conversions instead")
+    kind.add_argument("--tflite", action="store_true", help="time the four TFLite conversions instead")
     args = parser.parse_args(argv)
-    worker = INFERENCE_WORKER if args.inference else EXPORT_WORKER if args.export else WORKER
+    worker = (INFERENCE_WORKER if args.inference else EXPORT_WORKER if args.export
+              else TFLITE_WORKER if args.tflite else WORKER)
     rows = []
     for backbone in args.backbones:
         for repeat in range(args.repeats):
@@ -136,6 +168,7 @@ def main(argv=None):
                 print(json.dumps(rows[-1]), flush=True)
     first, second = ("a tf.function", "batch_function") if args.inference else (
         "Keras's exporters", "the traced graph") if args.export else (
+        "the SavedModel folder", "its loaded signature") if args.tflite else (
         "Keras's first fit (traces)", "optimizer built first (traces)")
     print(f"\n| backbone | {first} | {second} | ratio (range) |\n|---|---|---|---|")
     summary = {}
@@ -153,7 +186,8 @@ def main(argv=None):
               f"{summary[backbone]['built_median']:.1f} s{counts['built']} | "
               f"{summary[backbone]['ratio_median']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
     out = (RESULTS.with_name("first_trace_inference.json") if args.inference
-           else RESULTS.with_name("first_trace_export.json") if args.export else RESULTS)
+           else RESULTS.with_name("first_trace_export.json") if args.export
+           else RESULTS.with_name("first_trace_tflite.json") if args.tflite else RESULTS)
     write_results(out, "first_trace.py", argv if argv is not None else sys.argv[1:],
                   {"image_size": args.image_size, "rows": rows, "summary": summary})
 

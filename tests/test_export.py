@@ -131,6 +131,14 @@ def test_every_tflite_precision_runs_in_litert_within_tolerance(exported, classi
     row = next(r for r in exported.parity if r["artefact"] == artefact)
     assert row["agreement"] == pytest.approx(agreement)
     assert row["accuracy"] == pytest.approx(np.mean(scores.argmax(-1) == labels))
+    # The SavedModel's signature, kept: apps call it by name (LiteRT, Android's runSignature).
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}
+    if artefact != "int8_uint8_io":
+        by_name = interpreter.get_signature_runner("serving_default")(images=images[:1])["probabilities"]
+        np.testing.assert_allclose(by_name, scores[:1], atol=1e-6)
 
 
 def test_keras_model_is_decisive_enough_for_the_tolerances_to_mean_something(exported):

@@ -16,7 +16,7 @@ from transfer_tf.exporting import runtimes
 from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
 from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
-from transfer_tf.exporting.tflite import convert, flex_ops, operators
+from transfer_tf.exporting.tflite import SERVING_SIGNATURE, convert, flex_ops, operators
 from transfer_tf.model.inference import any_batch_spec
 from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
@@ -59,12 +59,17 @@ class SavedModelArtefact:
     def __init__(self, serving, class_names):
         self.serving = serving
         self.class_names = class_names
-        self.signature = None
+        self.loaded = None
 
     def write(self, folder):
         write_saved_model(self.serving, self.class_names, folder / SAVED_MODEL_DIR)
-        self.signature = tf.saved_model.load(str(folder / SAVED_MODEL_DIR)).signatures["serving_default"]
+        self.loaded = tf.saved_model.load(str(folder / SAVED_MODEL_DIR))  # kept: it holds the variables
         return folder / SAVED_MODEL_DIR
+
+    @property
+    def signature(self):
+        """`serving_default` of the file as loaded: what the check runs and TFLite converts."""
+        return self.loaded.signatures[SERVING_SIGNATURE]
 
     def runner(self, threads=None):
         return lambda batch: self.signature(**{SERVING_INPUT: tf.constant(batch)})[SERVING_OUTPUT].numpy()
@@ -74,13 +79,13 @@ class SavedModelArtefact:
 
 
 class TFLiteArtefact:
-    """A `.tflite` file at one precision, with metadata, converted from the SavedModel."""
+    """A `.tflite` file at one precision, with metadata, converted from the SavedModel once it is written."""
 
     format = "tflite"
 
-    def __init__(self, config, saved_model_dir, calibration_images, metadata, *, allow_flex_ops):
+    def __init__(self, config, saved_model, calibration_images, metadata, *, allow_flex_ops):
         self.config = config
-        self.saved_model_dir = saved_model_dir
+        self.saved_model = saved_model
         self.calibration_images = calibration_images
         self.metadata = metadata
         self.allow_flex_ops = allow_flex_ops
@@ -99,7 +104,7 @@ class TFLiteArtefact:
         return flex_ops(self.model_bytes)
 
     def write(self, folder):
-        converted = convert(self.saved_model_dir, self.config, self.calibration_images,
+        converted = convert(self.saved_model.signature, self.config, self.calibration_images,
                             allow_flex_ops=self.allow_flex_ops)
         self.model_bytes = add_metadata(converted, **self.metadata)
         (folder / self.file).write_bytes(self.model_bytes)

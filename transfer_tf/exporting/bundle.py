@@ -10,7 +10,6 @@ from transfer_tf.core.cpu_settings import cpu_summary
 from transfer_tf.core.integrity import write_checksums
 from transfer_tf.core.staging import staged_folder
 from transfer_tf.exporting.artefacts import (
-    SAVED_MODEL_DIR,
     KerasArtefact,
     OnnxArtefact,
     OpenVinoArtefact,
@@ -222,13 +221,11 @@ def export(
 
     with staged_folder(out, replace_whole=True) as staging, tempfile.TemporaryDirectory() as scratch:
         serving = serving_model(classifier)
+        artefacts = _artefacts(classifier, serving, chosen, configs, calibration, metadata, allow_flex_ops)
         # TFLite is converted from the SavedModel: written outside the bundle when not asked for.
-        saved_model_home = staging if "saved_model" in chosen else Path(scratch)
-        artefacts = _artefacts(classifier, serving, chosen, configs, saved_model_home, calibration, metadata,
-                               allow_flex_ops)
         rows = write_and_check(artefacts, staging, held_out, classifier.task, latency_repeats=latency_repeats,
                                max_accuracy_drop=max_accuracy_drop, asked_for=formats, skipped=skipped, say=say,
-                               outside={"saved_model": saved_model_home} if "saved_model" not in chosen else {})
+                               outside={} if "saved_model" in chosen else {"saved_model": Path(scratch)})
         written = {row["artefact"] for row in rows}
         artefacts = [a for a in artefacts if a.name in written]
         card = model_card(classifier, trained, metadata, rows, artefacts, data, held_out, run)
@@ -247,14 +244,15 @@ def export(
                         parity=rows, model_card=card, skipped=skipped)
 
 
-def _artefacts(classifier, serving, chosen, configs, saved_model_home, calibration, metadata, allow_flex_ops):
+def _artefacts(classifier, serving, chosen, configs, calibration, metadata, allow_flex_ops):
     """The files to write, in order: the Keras model first (every check's reference)."""
     serving_run = batch_function(serving)  # traced once: the Keras row's check and the ONNX/OpenVINO conversions
     artefacts = [KerasArtefact(classifier, serving_run)]
     if "saved_model" in chosen or configs:
-        artefacts.append(SavedModelArtefact(serving, classifier.class_names))
-    artefacts += [TFLiteArtefact(config, saved_model_home / SAVED_MODEL_DIR, calibration.get(config.name),
-                                 metadata, allow_flex_ops=allow_flex_ops) for config in configs]
+        saved_model = SavedModelArtefact(serving, classifier.class_names)
+        artefacts.append(saved_model)
+    artefacts += [TFLiteArtefact(config, saved_model, calibration.get(config.name), metadata,
+                                 allow_flex_ops=allow_flex_ops) for config in configs]
     return artefacts + [kind(serving_run, serving.input_shape[1:])
                         for name, kind in (("onnx", OnnxArtefact), ("openvino", OpenVinoArtefact)) if name in chosen]
 
