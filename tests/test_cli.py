@@ -176,16 +176,25 @@ def test_config_file_with_flags_overriding(folder, tmp_path, capsys):
         (["predict", "MISSING", "FOLDER"], "No transfer_tf run folder"),
     ],
 )
-def test_errors_are_one_line_without_traceback(folder, tmp_path, args, message):
+def test_errors_are_one_line_without_traceback(folder, tmp_path, capsys, args, message):
     args = [str(folder) if a == "FOLDER" else str(tmp_path / "nope") if a == "MISSING" else a
             for a in args]
+    assert cli.main(args) == 1
+    stderr = capsys.readouterr().err
+    errors = [l for l in stderr.splitlines() if l.startswith("transfer-tf: error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in stderr
+
+
+def test_the_command_in_a_fresh_process_prints_the_error_line_alone(folder, tmp_path):
+    # What a shell user sees, TensorFlow's own start-up logging included.
     done = subprocess.run(
-        [sys.executable, "-m", "transfer_tf.cli", *args], capture_output=True, text=True,
-        cwd=tmp_path, timeout=300,
+        [sys.executable, "-m", "transfer_tf.cli", "train", str(folder), "--backbone", "resnet9000"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )
     assert done.returncode == 1
     errors = [l for l in done.stderr.splitlines() if l.startswith("transfer-tf: error:")]
-    assert len(errors) == 1 and message in errors[0]
+    assert len(errors) == 1 and "Received: backbone='resnet9000'" in errors[0]
     assert "Traceback" not in done.stderr
 
 
