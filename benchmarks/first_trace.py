@@ -23,15 +23,20 @@ against the converters fed the graph that check traced (`exporting.artefacts`).
 precisions (int8 calibrated on 64 images): from its folder
 (`TFLiteConverter.from_saved_model`, which loads it three times per file, as
 `export` did) against from its signature as the SavedModel's check loaded it.
+`--saved-model` times writing the SavedModel with Keras's `ExportArchive`
+tracking the model (which searches every layer for lookup tables, tracing
+the network three times more) and each signature traced on its own, as
+`export` did, against `exporting.saved_model.write_saved_model`.
 
     python benchmarks/first_trace.py                      # 3 backbones, 3 repeats
     python benchmarks/first_trace.py --inference
     python benchmarks/first_trace.py --export
     python benchmarks/first_trace.py --tflite
+    python benchmarks/first_trace.py --saved-model
     python benchmarks/first_trace.py --backbones vgg16 --repeats 1
 
 Writes `benchmarks/results/first_trace.json` (`first_trace_inference.json`, `first_trace_export.json`,
-`first_trace_tflite.json`) with the CPU's flags.
+`first_trace_tflite.json`, `first_trace_saved_model.json`) with the CPU's flags.
 """
 
 import argparse
@@ -45,7 +50,7 @@ import transfer_tf as ttf  # noqa: F401  (first: it sets TensorFlow's CPU option
 
 from _results import write_results
 
-RESULTS = Path(__file__).parent / "results" / "first_trace.json"
+RESULTS = Path(__file__).parent / "results"
 INFERENCE_WORKER = """
 import transfer_tf as ttf
 import json, sys, time
@@ -116,6 +121,34 @@ for name in tflite.PRECISIONS:
     tflite.convert(saved_model.signature, config, images)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
+SAVED_MODEL_WORKER = """
+import transfer_tf as ttf
+import json, sys, tempfile, time
+from pathlib import Path
+import keras
+import tensorflow as tf
+from transfer_tf.exporting.saved_model import serving_model, write_saved_model
+
+backbone, size, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+clf = ttf.ImageClassifier.from_backbone(backbone, num_classes=2, image_size=size, weights=None, seed=0)
+serving = serving_model(clf)
+
+
+def tracked_archive(model, class_names, directory):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    labels = tf.constant(list(class_names))
+    scores = lambda images: {"probabilities": model(tf.cast(images, tf.float32), training=False)}
+    for name, dtype in (("serving_default", tf.float32), ("serving_uint8", tf.uint8)):
+        archive.add_endpoint(name, scores, input_signature=[tf.TensorSpec([None, size, size, 3], dtype, "images")])
+    archive.add_endpoint("labels", tf.function(lambda: {"labels": labels}), input_signature=[])
+    archive.write_out(str(directory), verbose=False)
+
+
+started = time.perf_counter()
+(write_saved_model if mode == "built" else tracked_archive)(serving, ["a", "b"], Path(tempfile.mkdtemp()) / "sm")
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
 WORKER = """
 import transfer_tf as ttf
 import json, sys, time
@@ -139,6 +172,19 @@ clf.fit(x, y, batch_size=16, epochs=1, verbose=0)
 print(json.dumps({"seconds": time.perf_counter() - started, "traces": len(traces)}))
 """
 
+# What each kind times: its worker, the two columns (as before, as now), its results file, its flag's help.
+KINDS = {
+    "fit": (WORKER, ("Keras's first fit (traces)", "optimizer built first (traces)"), "first_trace.json", None),
+    "inference": (INFERENCE_WORKER, ("a tf.function", "batch_function"), "first_trace_inference.json",
+                  "time inference over 500 images instead of one fit"),
+    "export": (EXPORT_WORKER, ("Keras's exporters", "the traced graph"), "first_trace_export.json",
+               "time the ONNX and OpenVINO conversions instead"),
+    "tflite": (TFLITE_WORKER, ("the SavedModel folder", "its loaded signature"), "first_trace_tflite.json",
+               "time the four TFLite conversions instead"),
+    "saved_model": (SAVED_MODEL_WORKER, ("the model tracked", "its variables"), "first_trace_saved_model.json",
+                    "time writing the SavedModel instead"),
+}
+
 
 def run(backbone, size, mode, worker=WORKER):
     done = subprocess.run([sys.executable, "-c", worker, backbone, str(size), mode], capture_output=True, text=True)
@@ -152,13 +198,13 @@ def main(argv=None):
     parser.add_argument("--backbones", nargs="+", default=["mobilenetv3small", "resnet50", "efficientnet_lite0"])
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--inference", action="store_true", help="time inference over 500 images instead of one fit")
-    kind.add_argument("--export", action="store_true", help="time the ONNX and OpenVINO conversions instead")
-    kind.add_argument("--tflite", action="store_true", help="time the four TFLite conversions instead")
+    kinds = parser.add_mutually_exclusive_group()
+    for kind, (_, _, _, flag_help) in KINDS.items():
+        if kind != "fit":
+            kinds.add_argument(f"--{kind.replace('_', '-')}", action="store_true", help=flag_help)
     args = parser.parse_args(argv)
-    worker = (INFERENCE_WORKER if args.inference else EXPORT_WORKER if args.export
-              else TFLITE_WORKER if args.tflite else WORKER)
+    kind = next((k for k in KINDS if getattr(args, k, False)), "fit")
+    worker, (first, second), results, _ = KINDS[kind]
     rows = []
     for backbone in args.backbones:
         for repeat in range(args.repeats):
@@ -166,10 +212,6 @@ def main(argv=None):
                 rows.append({"backbone": backbone, "mode": mode, "repeat": repeat,
                              **run(backbone, args.image_size, mode, worker)})
                 print(json.dumps(rows[-1]), flush=True)
-    first, second = ("a tf.function", "batch_function") if args.inference else (
-        "Keras's exporters", "the traced graph") if args.export else (
-        "the SavedModel folder", "its loaded signature") if args.tflite else (
-        "Keras's first fit (traces)", "optimizer built first (traces)")
     print(f"\n| backbone | {first} | {second} | ratio (range) |\n|---|---|---|---|")
     summary = {}
     for backbone in args.backbones:
@@ -185,10 +227,7 @@ def main(argv=None):
         print(f"| {backbone} | {summary[backbone]['keras_median']:.1f} s{counts['keras']} | "
               f"{summary[backbone]['built_median']:.1f} s{counts['built']} | "
               f"{summary[backbone]['ratio_median']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
-    out = (RESULTS.with_name("first_trace_inference.json") if args.inference
-           else RESULTS.with_name("first_trace_export.json") if args.export
-           else RESULTS.with_name("first_trace_tflite.json") if args.tflite else RESULTS)
-    write_results(out, "first_trace.py", argv if argv is not None else sys.argv[1:],
+    write_results(RESULTS / results, "first_trace.py", argv if argv is not None else sys.argv[1:],
                   {"image_size": args.image_size, "rows": rows, "summary": summary})
 
 

@@ -89,6 +89,11 @@ def test_bundle_holds_every_artefact_and_its_record(exported, classifier):
     reloaded = ttf.load(out / "model.keras")
     x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), classifier.predict(x, verbose=0), atol=1e-6)
+    # The SavedModel lists the model's variables, as Keras's `ExportArchive.track(model)` did.
+    saved = tf.saved_model.load(str(out / "saved_model"))
+    for kind in ("variables", "trainable_variables", "non_trainable_variables"):
+        shapes = [sorted(tuple(v.shape) for v in getattr(model, kind)) for model in (saved, classifier)]
+        assert shapes[0] == shapes[1] and shapes[0], kind
 
 
 def test_int8_calibrates_on_training_images_as_many_as_configured(exported, data):

@@ -46,15 +46,20 @@ def write_saved_model(model, class_names, directory):
     """
     height, width = model.input_shape[1:3]
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # What `archive.track(model)` keeps, without its search of every layer for lookup tables (an image
+    # model has none): that search traced the network three more times, a third of the time here.
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(name, getattr(model, name))
     labels = tf.constant(list(class_names))
 
-    def scores(images):
-        return {SERVING_OUTPUT: model(tf.cast(images, tf.float32), training=False)}
+    def spec(dtype):
+        return [tf.TensorSpec([None, height, width, 3], dtype, SERVING_INPUT)]
 
-    for name, dtype in (("serving_default", tf.float32), (UINT8_SIGNATURE, tf.uint8)):
-        archive.add_endpoint(
-            name, scores, input_signature=[tf.TensorSpec([None, height, width, 3], dtype, SERVING_INPUT)]
-        )
+    scores = tf.function(lambda images: {SERVING_OUTPUT: model(images, training=False)},
+                         input_signature=spec(tf.float32))
+    archive.add_endpoint("serving_default", scores)
+    # Calls the float32 graph rather than tracing the network again.
+    archive.add_endpoint(UINT8_SIGNATURE, tf.function(lambda images: scores(tf.cast(images, tf.float32)),
+                                                      input_signature=spec(tf.uint8)))
     archive.add_endpoint(LABELS_SIGNATURE, tf.function(lambda: {"labels": labels}), input_signature=[])
     archive.write_out(str(directory), verbose=False)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import warnings
 
 import flatbuffers
 import numpy as np
@@ -162,7 +163,11 @@ def convert(signature, config, calibration_images=None, *, allow_flex_ops=False)
         [tf.lite.OpsSet.SELECT_TF_OPS] if allow_flex_ops else []
     )
     try:
-        converted = converter.convert()
+        with warnings.catch_warnings():
+            # Said on this route for every int8 file: the representative images set those statistics
+            # (the file's scores equal the SavedModel route's, which does not say it).
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+            converted = converter.convert()
     except Exception as error:  # the converter raises ConverterError with MLIR text
         needed = needed_ops(str(error))
         if needed and not allow_flex_ops:
