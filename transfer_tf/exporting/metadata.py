@@ -14,6 +14,7 @@ import zipfile
 import flatbuffers
 import numpy as np
 
+from transfer_tf.exporting.tflite import edited
 from transfer_tf.model.saving import LABELS_FILE, labels_text
 
 METADATA_BUFFER_NAME = "TFLITE_METADATA"
@@ -61,20 +62,17 @@ def read_labels(model_bytes):
 
 
 def _attach_buffer(model_bytes, metadata):
-    from ai_edge_litert import schema_py_generated as schema
+    def attach(model, schema):
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(metadata, np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = METADATA_BUFFER_NAME
+        entry.buffer = len(model.buffers) - 1
+        model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_BUFFER_NAME.encode()]
+        model.metadata.append(entry)
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(metadata, np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = METADATA_BUFFER_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_BUFFER_NAME.encode()]
-    model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(model_bytes) + len(metadata) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return edited(model_bytes, attach, grows_by=len(metadata))
 
 
 def _model_metadata(*, name, description, version, author, image_size, input_range, num_classes):

@@ -139,10 +139,11 @@ def convert(signature, config, calibration_images=None, *, allow_flex_ops=False)
     """
     import tensorflow as tf
 
-    # From the function, not the folder: `from_saved_model` loads the SavedModel three times for each
-    # file (4-6 s a file for a MobileNetV3Small at 32 px) to give the same operators and weights. The function as
-    # `trackable_obj` keeps the converter on that route (another object would make it save the
-    # function to a SavedModel again).
+    names = _only_names(signature)
+    # From the function, not the folder: `from_saved_model` loads the SavedModel three times for
+    # each file (4-6 s a file for a MobileNetV3Small at 32 px) to give the same operators and
+    # weights. The function as `trackable_obj` keeps the converter on that route (another object
+    # would make it save the function to a SavedModel again).
     converter = tf.lite.TFLiteConverter.from_concrete_functions([signature], trackable_obj=signature)
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
     if config.precision == "float16":
@@ -181,7 +182,7 @@ def convert(signature, config, calibration_images=None, *, allow_flex_ops=False)
             f"TFLite conversion to {config.name} failed: "
             f"{needed and 'ops not available even as Flex ops: ' + ', '.join(needed) or _summary(error)}"
         ) from None
-    return with_signature(converted, SERVING_SIGNATURE, *_only_names(signature))
+    return with_signature(converted, SERVING_SIGNATURE, *names)
 
 
 def with_signature(model_bytes, key, input_name, output_name):
@@ -190,20 +191,32 @@ def with_signature(model_bytes, key, input_name, output_name):
     The converter writes signatures only on its SavedModel route; LiteRT's
     `get_signature_runner(key)` and Android's `runSignature` need one.
     """
+    def add(model, schema):
+        graph = model.subgraphs[0]
+        signature = schema.SignatureDefT()
+        signature.signatureKey, signature.subgraphIndex = key, 0
+        signature.inputs, signature.outputs = [], []
+        for name, indices, entries in ((input_name, graph.inputs, signature.inputs),
+                                       (output_name, graph.outputs, signature.outputs)):
+            entry = schema.TensorMapT()
+            entry.name, entry.tensorIndex = name, int(indices[0])
+            entries.append(entry)
+        model.signatureDefs = [signature]
+
+    return edited(model_bytes, add)
+
+
+def edited(model_bytes, edit, grows_by=0):
+    """A `.tflite` flatbuffer after `edit(model, schema)` changed its object form (`schema.ModelT`).
+
+    `grows_by` is about how many bytes the edit adds, so the builder need
+    not grow as it writes.
+    """
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
-    graph = model.subgraphs[0]
-    signature = schema.SignatureDefT()
-    signature.signatureKey, signature.subgraphIndex = key, 0
-    signature.inputs, signature.outputs = [], []
-    for names, indices, entries in ((input_name, graph.inputs, signature.inputs),
-                                    (output_name, graph.outputs, signature.outputs)):
-        entry = schema.TensorMapT()
-        entry.name, entry.tensorIndex = names, int(indices[0])
-        entries.append(entry)
-    model.signatureDefs = [signature]
-    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    edit(model, schema)
+    builder = flatbuffers.Builder(len(model_bytes) + grows_by + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
