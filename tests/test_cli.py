@@ -221,6 +221,7 @@ def test_train_with_a_feature_cache_folder_reuses_it_and_trains_alike(folder, tm
     assert first == second
 
 
+@pytest.mark.slow  # three trainings in emulated bfloat16 on AVX2 CPUs; each part has a quick test of its own
 def test_compare_under_a_strategy_in_bfloat16(folder, tmp_path, capsys):
     out = tmp_path / "compare"
     assert cli.main(["compare", str(folder), *TINY, "--strategy", "mirrored", "--dtype", "mixed_bfloat16",
