@@ -15,8 +15,8 @@ import tensorflow as tf
 from transfer_tf.exporting import runtimes
 from transfer_tf.exporting.metadata import add_metadata
 from transfer_tf.exporting.parity import tflite_runner
-from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT, write_saved_model
-from transfer_tf.exporting.tflite import SERVING_SIGNATURE, convert, flex_ops, operators
+from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_SIGNATURE, signature_runner, write_saved_model
+from transfer_tf.exporting.tflite import convert, flex_ops, operators
 from transfer_tf.model.inference import any_batch_spec
 from transfer_tf.model.saving import LABELS_FILE, MODEL_FILE, labels_text, save_model_file
 
@@ -72,7 +72,7 @@ class SavedModelArtefact:
         return self.loaded.signatures[SERVING_SIGNATURE]
 
     def runner(self, threads=None):
-        return lambda batch: self.signature(**{SERVING_INPUT: tf.constant(batch)})[SERVING_OUTPUT].numpy()
+        return signature_runner(self.signature)
 
     def record(self):
         return None

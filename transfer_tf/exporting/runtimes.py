@@ -93,10 +93,9 @@ def _openvino(path, threads):
 def _saved_model(path, threads):
     import tensorflow as tf
 
-    from transfer_tf.exporting.saved_model import SERVING_INPUT, SERVING_OUTPUT
+    from transfer_tf.exporting.saved_model import SERVING_SIGNATURE, signature_runner
 
-    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return lambda batch: signature(**{SERVING_INPUT: tf.constant(batch, tf.float32)})[SERVING_OUTPUT].numpy()
+    return signature_runner(tf.saved_model.load(str(path)).signatures[SERVING_SIGNATURE])
 
 
 def _keras(path, threads):

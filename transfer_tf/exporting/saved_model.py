@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+SERVING_SIGNATURE = "serving_default"
 SERVING_INPUT = "images"
 SERVING_OUTPUT = "probabilities"
 UINT8_SIGNATURE = "serving_uint8"
@@ -57,9 +58,14 @@ def write_saved_model(model, class_names, directory):
 
     scores = tf.function(lambda images: {SERVING_OUTPUT: model(images, training=False)},
                          input_signature=spec(tf.float32))
-    archive.add_endpoint("serving_default", scores)
+    archive.add_endpoint(SERVING_SIGNATURE, scores)
     # Calls the float32 graph rather than tracing the network again.
     archive.add_endpoint(UINT8_SIGNATURE, tf.function(lambda images: scores(tf.cast(images, tf.float32)),
                                                       input_signature=spec(tf.uint8)))
     archive.add_endpoint(LABELS_SIGNATURE, tf.function(lambda: {"labels": labels}), input_signature=[])
     archive.write_out(str(directory), verbose=False)
+
+
+def signature_runner(signature):
+    """`run(batch)`: the probabilities a loaded SavedModel's `serving_default` gives for raw float32 images."""
+    return lambda batch: signature(**{SERVING_INPUT: tf.constant(batch, tf.float32)})[SERVING_OUTPUT].numpy()

@@ -9,9 +9,9 @@ import numpy as np
 
 from transfer_tf.core.checks import check_int
 from transfer_tf.core.choices import PRECISIONS
+from transfer_tf.exporting.saved_model import SERVING_SIGNATURE
 
 DEFAULT_CALIBRATION_IMAGES = 300
-SERVING_SIGNATURE = "serving_default"
 
 _OP_NEEDED = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
 _CUSTOM_OPS = re.compile(r"Custom ops: ([\w, ]+)")
