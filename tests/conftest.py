@@ -51,8 +51,8 @@ def train_to_resume(backup_dir, cache, callbacks=()):
 
 
 # Memory per worker for `-n auto`: a worker keeps what TensorFlow allocated in each module it ran
-# (clearing Keras's session after each module freed none of it); over `-m "not slow"` on 2 cores
-# three workers held 19.5 GB together, the largest 8.7 GB.
+# (clearing Keras's session after each module freed none of it); over the whole suite on 2 cores
+# three workers held up to 22 GB together, the largest 10.6 GB, and 4 GB stayed free of 24.
 WORKER_MEMORY_GIB = 7
 
 
