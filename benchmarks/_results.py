@@ -2,6 +2,7 @@
 
 import json
 import statistics
+import sys
 
 
 def spread(values):
@@ -11,12 +12,17 @@ def spread(values):
 
 
 def write_results(out, script, argv, record):
-    """Prints the CPU and TensorFlow's settings, and writes `record` with them and the command to `out`."""
+    """Prints the CPU and TensorFlow's settings, and writes `record` with them and the command to `out`.
+
+    `argv` is what `main(argv)` was given; `None` (run from the shell) records the shell's arguments.
+    """
     import transfer_tf as ttf
+
+    argv = sys.argv[1:] if argv is None else argv
 
     machine = ttf.cpu_summary()
     print(f"\nCPU: {machine['cpu']}; TensorFlow: {machine['settings']}, oneDNN {machine['onednn_enabled']}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": f"python benchmarks/{script} " + " ".join(argv or []),
+    out.write_text(json.dumps({"command": f"python benchmarks/{script} " + " ".join(argv),
                                **record, "machine": machine}, indent=2) + "\n")
     print(f"Wrote {out}")

@@ -227,7 +227,7 @@ def main(argv=None):
         print(f"| {backbone} | {summary[backbone]['keras_median']:.1f} s{counts['keras']} | "
               f"{summary[backbone]['built_median']:.1f} s{counts['built']} | "
               f"{summary[backbone]['ratio_median']:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
-    write_results(RESULTS / results, "first_trace.py", argv if argv is not None else sys.argv[1:],
+    write_results(RESULTS / results, "first_trace.py", argv,
                   {"image_size": args.image_size, "rows": rows, "summary": summary})
 
 

@@ -69,7 +69,7 @@ def main(argv=None):
               f"{statistics.median(r['phase2_seconds'] for r in mine):.1f} s | "
               f"{statistics.median(r['wall_seconds'] for r in mine):.0f} s | "
               f"{spread(r['test_accuracy'] for r in mine)} |")
-    write_results(RESULTS, "units.py", argv if argv is not None else sys.argv[1:], {"rows": rows})
+    write_results(RESULTS, "units.py", argv, {"rows": rows})
 
 
 if __name__ == "__main__":
