@@ -123,8 +123,7 @@ def main(argv=None):
             rows += [measure(name, folder, seed, budgets, baselines, work) for seed in args.seeds]
     table = summary(rows, budgets, baselines)
     print("\nTest accuracy, mean (range) over seeds " + ", ".join(map(str, args.seeds)) + ":\n" + table)
-    write_results(args.out, "auto.py", argv,
-                  {"rows": rows, "summary": table})
+    write_results(args.out, "auto.py", argv, {"rows": rows, "summary": table})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import transfer_tf as ttf  # noqa: E402  (first: it sets TensorFlow's CPU settings before TensorFlow loads)
+from transfer_tf.core.system_info import usable_cores  # noqa: E402
 import keras  # noqa: E402, I001
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -66,7 +67,7 @@ def pytest_xdist_auto_num_workers(config):
     """
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # pytest-xdist's own hook reads it
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores() or 1
     workers = max(2, cores + cores // 2)
     try:
         with open("/proc/meminfo") as meminfo:

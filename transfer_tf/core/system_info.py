@@ -40,6 +40,14 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def usable_cores():
+    """int: the cores this process may run on (its affinity on Linux, else every core; `None` if unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count()
+
+
 def cpu_description():
     """A JSON-ready description of the CPU and TensorFlow's CPU settings.
 
@@ -49,14 +57,10 @@ def cpu_description():
         and `environment` (the TensorFlow CPU variables that are set).
     """
     flags = cpu_flags()
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count()
     return {
         "model": cpu_model(),
         "machine": platform.machine(),
-        "cores": cores,
+        "cores": usable_cores(),
         "vector_flags": [f for f in VECTOR_FLAGS if f in flags],
         "all_flags": sorted(flags),
         "environment": {k: os.environ[k] for k in TF_ENVIRONMENT if k in os.environ},
