@@ -71,11 +71,77 @@ def shades(tmp_path_factory):
     return folder
 
 
-def test_auto_keeps_a_tiny_budget_reads_the_test_split_last_and_writes_a_run_that_exports(
-        shades, tmp_path, monkeypatch, capsys):
+def _fake_search(monkeypatch, budget_seconds, costs, accuracies):
+    """`auto`'s recipe search on two bases with a fake clock: each trial costs what its estimate says.
+
+    Returns the trials, the chosen one, the trials that ran, and the clock.
+    """
+    from types import SimpleNamespace
+
+    from transfer_tf.evaluation import recipe_search
+    from transfer_tf.evaluation.recipe_search import BaseCosts, Trial
+
+    job = importlib.import_module("transfer_tf.cli.jobs.auto_choice")
+    clock = FakeClock()
+    budget = Budget(budget_seconds, reserve=10, clock=clock)
+    ran = []
+
+    def run_trial(recipe, splits, backbone, size, *, deadline, estimated, **kwargs):
+        assert clock.now + estimated <= deadline  # it started only because its estimate fitted
+        clock.now += estimated
+        ran.append((recipe.name, size))
+        trial = Trial(recipe.name, backbone, size, estimated, seconds=estimated,
+                      validation_accuracy=accuracies[recipe.name, size], validation_loss=0.5)
+        return trial, f"classifier of {recipe.name} at {size} px", None
+
+    monkeypatch.setattr(recipe_search, "run_trial", run_trial)
+    monkeypatch.setattr(recipe_search, "estimate", lambda recipe, *args: costs[recipe.name])
+    monkeypatch.setattr(recipe_search, "top_share", lambda classifier, blocks: 0.5)
+    counts = {"train": [10, 10], "validation": [5, 5]}
+    ranked = [job._Candidate(SimpleNamespace(backbone="efficientnet_lite0", image_size=size),
+                             SimpleNamespace(counts=counts), BaseCosts(0.01, 1.0, 1.0), object())
+              for size in (48, 32)]
+    trials, best, classifier = job._search(ranked, budget, "imagenet", 0, None, verbose=False)
+    assert classifier == f"classifier of {best.recipe} at {best.image_size} px"
+    return trials, best, ran, clock
+
+
+COSTS = {"logistic": 10, "dense_head": 10, "top1": 20, "top2": 30, "top3": 40}
+
+
+def test_auto_starts_no_recipe_whose_estimate_does_not_fit(monkeypatch):
+    accuracies = {("logistic", 48): 0.6, ("dense_head", 48): 0.7, ("top1", 48): 0.8, ("top2", 48): 0.9,
+                  ("top2", 32): 0.85}
+    trials, best, ran, clock = _fake_search(monkeypatch, 110, COSTS, accuracies)
+    # 100 s for recipes (10 kept back): 10 + 10 + 20 + 30 leave 30, too little for top3's 40;
+    # the best recipe, top2, then fits on the second base exactly.
+    assert ran == [("logistic", 48), ("dense_head", 48), ("top1", 48), ("top2", 48), ("top2", 32)]
+    assert [(t.recipe, t.image_size) for t in trials] == ran[:4] + [("top3", 48), ("top2", 32)]
+    assert trials[4].seconds is None and trials[4].note == "skipped: would take about 40 s, 30 s left"
+    assert (best.recipe, best.image_size) == ("top2", 48)
+    assert clock.now - 100 == 100  # the recipes spent exactly what was left for them
+
+
+def test_auto_does_not_try_deeper_fine_tuning_after_a_shallower_one_lost(monkeypatch):
+    accuracies = {("logistic", 48): 0.6, ("dense_head", 48): 0.8, ("top1", 48): 0.7, ("dense_head", 32): 0.9}
+    trials, best, ran, _ = _fake_search(monkeypatch, 1000, COSTS, accuracies)
+    assert ran == [("logistic", 48), ("dense_head", 48), ("top1", 48), ("dense_head", 32)]
+    assert [t.note for t in trials[3:5]] == ["not tried: top1 did not beat dense_head"] * 2
+    assert (best.recipe, best.image_size) == ("dense_head", 32)
+
+
+def test_auto_refuses_a_budget_that_fits_no_recipe(monkeypatch):
+    with pytest.raises(ValueError, match="too small to train any recipe: skipped: would take about 10 s, 5 s left.*"
+                                         "Received: budget=15 s"):
+        _fake_search(monkeypatch, 15, COSTS, {})
+
+
+def test_auto_reads_the_test_split_last_and_writes_a_run_that_exports(shades, tmp_path, monkeypatch, capsys):
+    """The whole command on a folder, two of the recipes: the classical head and fine-tuning."""
     from transfer_tf import cli
 
     job = importlib.import_module("transfer_tf.cli.jobs.auto_choice")
+    monkeypatch.setattr(job, "RECIPES", tuple(r for r in job.RECIPES if r.name in ("logistic", "top1")))
     reads, final = [], {"started": False}
     real_read, real_report = job.from_directory, job.write_report
 
@@ -97,21 +163,21 @@ def test_auto_keeps_a_tiny_budget_reads_the_test_split_last_and_writes_a_run_tha
     monkeypatch.setattr(job, "from_directory", read_with_a_recorded_test_split)
     monkeypatch.setattr(job, "write_report", report)
     run = tmp_path / "run"
-    code = cli.main(["auto", str(shades), "--out", str(run), "--budget", "25s", "--test-split", "0.25", "--json",
+    code = cli.main(["auto", str(shades), "--out", str(run), "--budget", "10m", "--test-split", "0.25", "--json",
                      "--candidates", "efficientnet_lite0:32,efficientnet_lite0:48"])
     assert code == 0, capsys.readouterr().err
     assert reads and all(reads), "the test split was read before the choice was made"
 
     record = json.loads(capsys.readouterr().out)
     assert record == json.loads((run / "auto.json").read_text()) and record["finished"]
-    assert record["seconds"] <= 25 * 1.1
+    assert 0 < record["seconds"] <= 600
+    assert [b["note"] for b in record["bases"]] == ["", ""]
     trials = record["trials"]
-    assert [t["recipe"] for t in trials][:5] == ["logistic", "dense_head", "top1", "top2", "top3"]
-    skipped = [t for t in trials if t["seconds"] is None]
-    assert skipped and all(t["note"].startswith(("skipped: would take", "not tried")) for t in skipped)
-    ran = [t for t in trials if t["seconds"] is not None]
-    assert ran and all(0 <= t["validation_accuracy"] <= 1 and t["estimated_seconds"] > 0 for t in ran)
-    best = max(ran, key=lambda t: (t["validation_accuracy"], -t["validation_loss"]))
+    assert [t["recipe"] for t in trials][:2] == ["logistic", "top1"] and len(trials) == 3
+    assert all(0 <= t["validation_accuracy"] <= 1 and t["estimated_seconds"] > 0 and t["seconds"] > 0
+               for t in trials)
+    assert trials[1]["epochs"] and len(trials[1]["epochs"]) == 2  # the head, then the top block
+    best = max(trials, key=lambda t: (t["validation_accuracy"], -t["validation_loss"]))
     assert (record["chosen"]["validation_accuracy"], record["chosen"]["validation_loss"]) == (
         best["validation_accuracy"], best["validation_loss"])
     assert record["test_accuracy"] == json.loads((run / "metrics.json").read_text())["accuracy"]

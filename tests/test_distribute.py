@@ -104,7 +104,7 @@ def single_device(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone,cache", [("resnet50", "auto"), ("vgg16", "off")])
+@pytest.mark.parametrize("backbone,cache", [("mobilenetv3small", "auto"), ("vgg16", "off")])
 def test_two_replicas_train_as_one_device(backbone, cache, single_device, tmp_path):
     reference = single_device(backbone, cache)
     mirrored = _job(tmp_path, "mirrored", "--backbone", backbone, "--cache", cache, strategy="mirrored")

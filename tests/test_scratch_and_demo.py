@@ -51,11 +51,18 @@ def test_digit_domains_do_not_overlap():
     # No labelled target image is also a held-out one.
     held_out = {img.tobytes() for img in ex}
     assert not any(img.tobytes() in held_out for img in tx)
+    (few_x, few_y, _), target, _ = demo.digit_domains(images, labels, target_per_class=30, source_per_class=40,
+                                                      seed=0)
+    assert np.bincount(few_y).tolist() == [40] * 5 and len({img.tobytes() for img in few_x}) == 200
+    np.testing.assert_array_equal(target[0], tx)  # the target images do not depend on the source's
+    with pytest.raises(ValueError, match="Received: source_per_class=0"):
+        demo.digit_domains(images, labels, target_per_class=30, source_per_class=0, seed=0)
 
 
 @pytest.mark.slow
 def test_digits_demo_runs_end_to_end_and_saves(tmp_path):
-    scenario = demo.DigitsDemo(source_epochs=1, head_epochs=1, fine_tune_epochs=1, target_per_class=5)
+    scenario = demo.DigitsDemo(source_epochs=1, source_per_class=40, head_epochs=1, fine_tune_epochs=1,
+                               target_per_class=5)
     # One precision, no ONNX or OpenVINO: test_export*.py test them; `.ci/run` runs the whole demo.
     record = demo.run_demo(scenario, out=tmp_path / "demo", parity_images=100, precisions=["float32"],
                            formats=QUICK_FORMATS, verbose=0)

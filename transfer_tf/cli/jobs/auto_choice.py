@@ -193,7 +193,7 @@ def _search(ranked, clock, weights, seed, cache, verbose):
     plan = [(ranked[0], recipe) for recipe in RECIPES]
     while plan:
         candidate, recipe = plan.pop(0)
-        shallower = trials[-1] if trials else None
+        shallower = trials[-1] if trials and candidate is ranked[0] else None  # the second base runs one recipe
         if recipe.unfreeze_blocks >= 2 and shallower is not None and shallower is not best:
             note = (shallower.note if shallower.note.startswith("not tried") else
                     f"not tried: {shallower.recipe} did not fit the budget" if shallower.seconds is None else
