@@ -1,6 +1,6 @@
 """The learning-rate finder: an exponential sweep of the rate over a few batches, as fastai's `lr_find`.
 
-The rate grows from `start_lr` to `end_lr` over at most `steps` batches;
+The rate grows from `start_lr` to `end_lr` over `steps` batches (the data repeats as needed);
 each batch's own loss is smoothed (an exponential moving average, beta 0.98,
 debiased) and the sweep stops once the smoothed loss exceeds 4 times its
 best. Suggestions, on the losses without the first tenth and the last five:
@@ -110,8 +110,6 @@ def suggest(learning_rates, losses):
 
 def sweep(model, dataset, options, *, start_lr=1e-7, end_lr=10.0, steps=100, phase="head"):
     """Runs a sweep on `model` (a stand-in sharing the classifier's layers) and restores its variables."""
-    cardinality = int(dataset.cardinality())
-    steps = min(steps, 10 * cardinality) if cardinality > 0 else steps
     rates = list(np.geomspace(start_lr, end_lr, steps))
     saved = [keras.ops.convert_to_numpy(v).copy() for v in model.variables]
     strategy = distribute.strategy_for(model, options.strategy)
@@ -147,8 +145,9 @@ def find_lr(classifier, train_data, *, phase="head", unfreeze_blocks=1, start_lr
         unfreeze_blocks: int or `"all"`. For `"fine_tune"`. Defaults to `1`.
         start_lr: float. The sweep's first rate. Defaults to `1e-7`.
         end_lr: float. The sweep's last rate. Defaults to `10`.
-        steps: int. At most this many batches (the data repeats if needed;
-            at most 10 passes). Defaults to `100`.
+        steps: int. This many batches, unless the loss diverges first; the
+            data repeats as often as needed, as in fastai, so that a set of
+            one or two batches still gets a whole sweep. Defaults to `100`.
         batch_size: int or `None`. For arrays. Defaults to `None` (32).
         feature_cache_mode: as `fine_tune`'s `feature_cache`. Defaults to
             `"auto"`.
