@@ -20,12 +20,10 @@ from pathlib import Path
 
 import transfer_tf  # noqa: F401  (first: it sets TensorFlow's CPU settings before TensorFlow loads)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 IMAGES, CLASSES, SIZE = 64, 3, 32
 
 
-def parse():
+def parse(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("result")
     parser.add_argument("name")
@@ -38,7 +36,7 @@ def parse():
     parser.add_argument("--kill-after-epoch", type=int)
     parser.add_argument("--kill-worker", type=int, help="the worker --kill-after-epoch ends (default: any)")
     parser.add_argument("--train-folder", nargs=2, metavar=("DATA", "OUT"))
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def make_strategy(args):
@@ -69,8 +67,8 @@ def arrays():
     return x, y
 
 
-def main():
-    args = parse()
+def main(argv=None):
+    args = parse(argv)
     strategy = make_strategy(args)
     import keras
     import numpy as np
@@ -134,4 +132,5 @@ def main():
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.exit(main())

@@ -199,6 +199,8 @@ def test_cli_adapt_on_folders_writes_a_run_that_evaluates_and_exports(folders, m
     assert adapted.training_record.settings["batch_size"] == 4
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 12
+    if method != "adabn":
+        return  # every method saves an ordinary run folder (tested above); one of them goes on to evaluate and export
     assert cli.main(["evaluate", str(out), str(target), "--quiet"]) == 0
     assert cli.main(["export", str(out), "--formats", "tflite", "--precision", "float32", "--parity-images", "12",
                      "--latency-repeats", "2", "--quiet"]) == 0, capsys.readouterr().err

@@ -91,13 +91,19 @@ def _assert_same_training(run, reference, atol):
 
 @pytest.fixture(scope="module")
 def single_device(tmp_path_factory):
-    """`reference(backbone, cache)`: that training on one device (no strategy), run once per module."""
+    """`reference(backbone, cache)`: that training on one device (no strategy), run once per module.
+
+    It runs in the test's own process: without a strategy, nothing has to come before TensorFlow's first op.
+    """
+    import distribute_job
+
     runs = {}
 
     def reference(backbone, cache):
         if (backbone, cache) not in runs:
             result = tmp_path_factory.mktemp("single")
-            runs[backbone, cache] = _job(result, "single", "--backbone", backbone, "--cache", cache)
+            assert distribute_job.main([str(result), "single", "--backbone", backbone, "--cache", cache]) == 0
+            runs[backbone, cache] = _read(result, "single")
         return runs[backbone, cache]
 
     return reference
