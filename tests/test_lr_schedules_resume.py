@@ -159,11 +159,6 @@ def _script(tmp_path):
     return path
 
 
-def _weights(path):
-    with np.load(path) as data:
-        return [data[k] for k in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
-
-
 def _kill_when(process, condition, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
@@ -189,11 +184,12 @@ def test_a_run_killed_in_a_phase_resumes_and_ends_as_an_uninterrupted_one(tmp_pa
                       >= (1 if phase == "head" else 5)), "the run ended before it could be killed"
     state = json.loads((backup / "state.json").read_text())
     assert phase not in state["finished"]  # killed inside the phase
-    resumed = subprocess.run([sys.executable, str(script), str(backup), str(tmp_path / "resumed.npz"), cache],
-                             env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not (tmp_path / "x.npz").exists()
-    for a, b in zip(reference, _weights(tmp_path / "resumed.npz"), strict=True):
+    epochs = []
+    ran = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    resumed = train_to_resume(backup, cache, [ran])  # here, from what the killed process left on disk
+    assert epochs and epochs[-1] == 7 and len(epochs) < (8 if phase == "head" else 4)  # it did not start over
+    for a, b in zip(reference, resumed, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
