@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import transfer_tf as ttf
 from transfer_tf import cli
+from transfer_tf.cli.jobs import format_training
 from transfer_tf.methods.alignment import GradientReversal, coral_loss
 
 from conftest import separable_data
@@ -135,12 +136,18 @@ def test_adabn_with_source_data_maps_the_targets_moments_onto_the_sources():
     assert changed and all("moving_" in path for path in changed)
 
 
-def test_adabn_with_the_source_as_target_leaves_the_model_as_it_is():
+def test_adabn_with_the_source_as_target_leaves_the_model_as_it_is(capsys):
     source = np.random.default_rng(1).uniform(0, 255, (32, 32, 32, 3)).astype("float32")
     clf = ttf.ImageClassifier.from_backbone("efficientnet_lite0", num_classes=3, image_size=32, weights=None)
     predicted = clf.predict(source, verbose=0)
-    ttf.adapt(clf, source, source, method="adabn", batch_size=32, verbose=0)  # one batch: the same moments
+    result = ttf.adapt(clf, source, source, method="adabn", batch_size=32, verbose=1)  # one batch: the same moments
     np.testing.assert_allclose(clf.predict(source, verbose=0), predicted, atol=1e-4)
+    printed = capsys.readouterr().out
+    # Each progress bar ends its line: the next message starts one of its own.
+    assert [line for line in printed.splitlines() if "AdaBN:" in line] == [
+        "AdaBN: BatchNorm statistics of the source images ...", "AdaBN: BatchNorm statistics of the target images ..."]
+    summary = format_training(result)
+    assert summary.split() == ["adabn", "1", "epochs", summary.split()[3], "s"]  # no metric, so no "best n/a"
     plain = ttf.ImageClassifier.from_backbone("efficientnet_lite0", num_classes=3, image_size=32, weights=None)
     ttf.adapt(plain, None, source, method="adabn", batch_size=32, verbose=0)  # plain AdaBN moves it
     assert np.abs(plain.predict(source, verbose=0) - predicted).max() > 1e-3

@@ -29,6 +29,7 @@ def messy_folder(tmp_path_factory):
         (root / name / "notes.txt").write_text("ignored: not an image extension")
         (root / name / ".hidden.jpg").write_bytes(b"ignored: hidden")
     (root / ".DS_Store").mkdir()
+    write_image(root / "stray.png", "rgb", 128)  # beside the class folders: in no class
     return root, good, bad
 
 
@@ -44,6 +45,10 @@ def test_bad_files_are_skipped_and_reported(messy_folder, capsys):
     printed = capsys.readouterr().out
     assert f"Skipped {len(bad)} unreadable file(s)" in printed
     assert "... and" in printed  # more bad files than the report lists
+    # Files the loader passes over are named too; hidden ones are not.
+    ignored = printed.split("Ignored 4 file(s) that are not read")[1].splitlines()[1:5]
+    assert ignored == [f"  {root / 'stray.png'}: in no class folder"] + [
+        f"  {root / name / 'notes.txt'}: extension '.txt'" for name in CLASSES]
 
 
 def test_every_good_file_is_used_with_its_label(messy_folder):

@@ -12,7 +12,7 @@ from transfer_tf.core.checks import check_choice, normalise_image_size
 from transfer_tf.core.choices import RESIZE_POLICIES
 from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, is_image_file
 from transfer_tf.data.pipeline import decoded_images
-from transfer_tf.data.splits import skipped_report, splits_from_files, validate_split_args
+from transfer_tf.data.splits import SKIPPED_SHOWN, skipped_report, splits_from_files, validate_split_args
 
 
 def from_directory(
@@ -122,11 +122,29 @@ def from_directory(
     )
     if verbose:
         print(f"Found {len(items)} images in {len(class_names)} classes in {root}.")
+        for line in ignored_report(root, class_names):
+            print(line)
         if exclude is not None:
             print(f"Left out {len(excluded['excluded'])} file(s) named by the exclusion list "
                   f"({excluded['exclusions_not_found']} of its paths are not in {root}).")
         print(splits.summary())
     return splits
+
+
+def ignored_report(root, class_names):
+    """Lines naming the files `from_directory` passes over: beside the class folders, or not images by name."""
+    ignored = [(path, "in no class folder") for path in sorted(Path(root).iterdir())
+               if path.is_file() and not path.name.startswith(".")]
+    ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}") for name in class_names
+                for path in visible_files(Path(root) / name) if not is_image_file(path.name)]
+    if not ignored:
+        return []
+    lines = [f"Ignored {len(ignored)} file(s) that are not read (images go in a class folder and end in "
+             f"{', '.join(IMAGE_EXTENSIONS)}):"]
+    lines += [f"  {path}: {why}" for path, why in ignored[:SKIPPED_SHOWN]]
+    if len(ignored) > SKIPPED_SHOWN:
+        lines.append(f"  ... and {len(ignored) - SKIPPED_SHOWN} more")
+    return lines
 
 
 def list_images(paths):

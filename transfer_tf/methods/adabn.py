@@ -178,6 +178,8 @@ def _run_with_statistics(classifier, images, layers, statistics, progress):
         for layer in layers:
             if "call" in vars(layer):
                 object.__delattr__(layer, "call")
+        if progress is not None:  # a bar of unknown length ends its line only when told
+            progress.update(batches, finalize=True)
     return batches
 
 

@@ -30,8 +30,10 @@ def format_training(result):
     lines = []
     for phase in result.phases:
         key = next((k for k in ("val_accuracy", "accuracy", "loss") if k in phase.best), None)
+        line = f"  {phase.name:<12} {phase.epochs:>3} epochs  {phase.seconds:>7.1f} s"
         value = phase.best.get(key)
-        shown = "n/a" if value is None else (f"{value:.4f}" if key == "loss" else f"{value:.1%}")
-        name = "n/a" if key is None else key.replace("val_", "validation ")
-        lines.append(f"  {phase.name:<12} {phase.epochs:>3} epochs  {phase.seconds:>7.1f} s  best {name}: {shown}")
+        if value is not None:  # AdaBN's phase re-estimates statistics and has no metric
+            shown = f"{value:.4f}" if key == "loss" else f"{value:.1%}"
+            line += f"  best {key.replace('val_', 'validation ')}: {shown}"
+        lines.append(line)
     return "\n".join(lines)
