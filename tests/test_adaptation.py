@@ -152,6 +152,13 @@ def test_adabn_with_the_source_as_target_leaves_the_model_as_it_is(capsys):
     ttf.adapt(plain, None, source, method="adabn", batch_size=32, verbose=0)  # plain AdaBN moves it
     assert np.abs(plain.predict(source, verbose=0) - predicted).max() > 1e-3
 
+
+@pytest.fixture(scope="module")
+def untouched_classifier():
+    """One classifier for the refusals: each test checks that its refusal left every weight as it was."""
+    return ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(method="mmd"), ValueError, "Received: method='mmd'"),
     (dict(method="dann", unfreeze_blocks=0), ValueError, "unfreeze_blocks >= 1"),
@@ -161,9 +168,9 @@ def test_adabn_with_the_source_as_target_leaves_the_model_as_it_is(capsys):
     (dict(method="adabn", target_labelled="labelled"), ValueError, "cannot use target labels"),
     (dict(method="dann", domain_weight=0), ValueError, "domain_weight"),
 ])
-def test_bad_settings_are_refused_before_training(domains, kwargs, error, message):
+def test_bad_settings_are_refused_before_training(domains, untouched_classifier, kwargs, error, message):
     (x, y), (tx, _) = domains
-    clf = ttf.ImageClassifier.from_backbone("vgg16", num_classes=2, image_size=32, weights=None)
+    clf = untouched_classifier
     before = _weights(clf)
     source = kwargs.pop("source", (x, y))
     with pytest.raises(error, match=message):

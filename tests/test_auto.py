@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import transfer_tf as ttf
 from transfer_tf.core.budget import Budget, parse_budget
+from transfer_tf.evaluation.auto_tables import auto_tables
 from transfer_tf.training.deadline import StopBeforeDeadline
 
 
@@ -209,3 +210,16 @@ def test_auto_refuses_bad_settings_before_any_work(shades, tmp_path, capsys):
         ttf.auto(shades, tmp_path / "none", candidates=[("no_such_net", 32)])
     with pytest.raises(ValueError, match="at least 32 px. Received: image_size=16"):
         ttf.auto(shades, tmp_path / "none", candidates=[("efficientnet_lite0", 16)])
+
+
+@pytest.mark.parametrize("probe, says", [(0.8, "the 5-fold linear probe is shown beside it"),
+                                         (None, "no linear probe ran")])
+def test_the_bases_table_says_whether_a_linear_probe_ran(probe, says):
+    trial = {"recipe": "top1", "backbone": "efficientnet_lite0", "image_size": 128, "validation_accuracy": 1.0,
+             "validation_loss": 0.01, "estimated_seconds": 4.0, "seconds": 6.0, "note": ""}
+    record = {"chosen": trial, "trials": [trial], "seconds": 41.0, "budget_seconds": 60.0, "finished": True,
+              "bases": [{"backbone": "efficientnet_lite0", "image_size": 128, "logme": -0.9, "linear_probe": probe,
+                         "seconds": 0.8, "note": ""}]}
+    (_, _, rows, note), _ = auto_tables(record)
+    assert rows[0][3] == ("-" if probe is None else "80.0%")
+    assert says in note

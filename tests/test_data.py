@@ -47,7 +47,7 @@ def test_bad_files_are_skipped_and_reported(messy_folder, capsys):
     assert "... and" in printed  # more bad files than the report lists
     # Files the loader passes over are named too; hidden ones are not.
     ignored = printed.split("Ignored 4 file(s) that are not read")[1].splitlines()[1:5]
-    assert ignored == [f"  {root / 'stray.png'}: in no class folder"] + [
+    assert ignored == [f"  {root / 'stray.png'}: outside any class folder"] + [
         f"  {root / name / 'notes.txt'}: extension '.txt'" for name in CLASSES]
 
 

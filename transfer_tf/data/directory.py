@@ -133,7 +133,7 @@ def from_directory(
 
 def ignored_report(root, class_names):
     """Lines naming the files `from_directory` passes over: beside the class folders, or not images by name."""
-    ignored = [(path, "in no class folder") for path in sorted(Path(root).iterdir())
+    ignored = [(path, "outside any class folder") for path in sorted(Path(root).iterdir())
                if path.is_file() and not path.name.startswith(".")]
     ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}") for name in class_names
                 for path in visible_files(Path(root) / name) if not is_image_file(path.name)]

@@ -12,9 +12,11 @@ def auto_tables(auto):
               _number(row.get("linear_probe"), ".1%"), _number(row.get("seconds"), ".1f", " s"),
               row.get("note") or "")
              for row in auto["bases"]]
+    probed = any(row.get("linear_probe") is not None for row in auto["bases"])
     base_note = ("Each base ran once, frozen, over the training images; LogME on its pooled features orders "
-                 "them (higher is better), the 5-fold linear probe is shown beside it. The recipes were "
-                 "tried on the first, and the best recipe on the second.")
+                 "them (higher is better), " + ("the 5-fold linear probe is shown beside it" if probed else
+                                                "no linear probe ran (too few images of a class for its folds)")
+                 + ". The recipes were tried on the first, and the best recipe on the second.")
     trials = [(trial["recipe"], f"{trial['backbone']} {trial['image_size']} px",
                _number(trial["validation_accuracy"], ".1%"), _number(trial["validation_loss"], ".3f"),
                _number(trial["estimated_seconds"] or None, ".0f", " s"), _number(trial["seconds"], ".0f", " s"),
