@@ -51,6 +51,15 @@ def test_bad_files_are_skipped_and_reported(messy_folder, capsys):
         f"  {root / name / 'notes.txt'}: extension '.txt'" for name in CLASSES]
 
 
+def test_unlabelled_images_read_every_image_file_and_name_the_rest(messy_folder, capsys):
+    root, good, bad = messy_folder
+    images = data.unlabelled_images(root, image_size=16)
+    assert set(images.paths) == set(good) | {root / "stray.png"}  # beside the class folders counts here
+    printed = capsys.readouterr().out
+    assert printed.split("Ignored 3 file(s) that are not read (images end in")[1].splitlines()[1:4] == [
+        f"  {root / name / 'notes.txt'}: extension '.txt'" for name in CLASSES]
+
+
 def test_every_good_file_is_used_with_its_label(messy_folder):
     root, good, _ = messy_folder
     splits = data.from_directory(root, image_size=16, validation_split=0.3, test_split=0.2,

@@ -131,16 +131,22 @@ def from_directory(
     return splits
 
 
-def ignored_report(root, class_names):
-    """Lines naming the files `from_directory` passes over: beside the class folders, or not images by name."""
-    ignored = [(path, "outside any class folder") for path in sorted(Path(root).iterdir())
-               if path.is_file() and not path.name.startswith(".")]
-    ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}") for name in class_names
-                for path in visible_files(Path(root) / name) if not is_image_file(path.name)]
+def ignored_report(root, class_names=None):
+    """Lines naming the files a loader passes over: not images by name, or beside the class folders.
+
+    `class_names=None` is a folder of unlabelled images, where every image file counts wherever it is.
+    """
+    root = Path(root)
+    ignored = [] if class_names is None else [
+        (path, "outside any class folder") for path in sorted(root.iterdir())
+        if path.is_file() and not path.name.startswith(".")]
+    ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}")
+                for folder in ([root] if class_names is None else [root / name for name in class_names])
+                for path in visible_files(folder) if not is_image_file(path.name)]
     if not ignored:
         return []
-    lines = [f"Ignored {len(ignored)} file(s) that are not read (images go in a class folder and end in "
-             f"{', '.join(IMAGE_EXTENSIONS)}):"]
+    rule = "images end in" if class_names is None else "images go in a class folder and end in"
+    lines = [f"Ignored {len(ignored)} file(s) that are not read ({rule} {', '.join(IMAGE_EXTENSIONS)}):"]
     lines += [f"  {path}: {why}" for path, why in ignored[:SKIPPED_SHOWN]]
     if len(ignored) > SKIPPED_SHOWN:
         lines.append(f"  ... and {len(ignored) - SKIPPED_SHOWN} more")
@@ -280,6 +286,6 @@ def unlabelled_images(path, *, image_size, resize="stretch", verbose=True):
     images = decoded_images([str(f) for f in files], size, resize, None, None)
     if verbose:
         print(f"Read {len(files)} images from {root}.")
-        for line in skipped_report(skipped):
+        for line in ignored_report(root) + skipped_report(skipped):
             print(line)
     return UnlabelledImages(images, files, skipped)
