@@ -99,7 +99,8 @@ def from_directory(
             f"images per class. Received: path={str(path)!r}"
         )
     class_names = [d.name for d in visible_dirs(root)]
-    candidates = {name: _image_files(root / name) for name in class_names}
+    walked = {name: _files_by_kind(root / name) for name in class_names}
+    candidates = {name: images for name, (images, _) in walked.items()}
     excluded = _exclude(root, candidates, exclude)
     _check_classes(root, candidates)
     skipped, good = _check_files(root, candidates, verbose)
@@ -122,7 +123,8 @@ def from_directory(
     )
     if verbose:
         print(f"Found {len(items)} images in {len(class_names)} classes in {root}.")
-        for line in ignored_report(root, class_names):
+        loose = [path for path in sorted(root.iterdir()) if path.is_file() and not path.name.startswith(".")]
+        for line in ignored_report(loose, [path for _, others in walked.values() for path in others]):
             print(line)
         if exclude is not None:
             print(f"Left out {len(excluded['excluded'])} file(s) named by the exclusion list "
@@ -131,21 +133,15 @@ def from_directory(
     return splits
 
 
-def ignored_report(root, class_names=None):
-    """Lines naming the files a loader passes over: not images by name, or beside the class folders.
-
-    `class_names=None` is a folder of unlabelled images, where every image file counts wherever it is.
+def ignored_report(loose, others, *, classes=True):
+    """Lines naming the files a loader passes over: `loose` ones beside the class folders, `others` not
+    images by their extension. `classes=False`: a folder of unlabelled images, where there are no loose ones.
     """
-    root = Path(root)
-    ignored = [] if class_names is None else [
-        (path, "outside any class folder") for path in sorted(root.iterdir())
-        if path.is_file() and not path.name.startswith(".")]
-    ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}")
-                for folder in ([root] if class_names is None else [root / name for name in class_names])
-                for path in visible_files(folder) if not is_image_file(path.name)]
+    ignored = [(path, "outside any class folder") for path in loose]
+    ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}") for path in others]
     if not ignored:
         return []
-    rule = "images end in" if class_names is None else "images go in a class folder and end in"
+    rule = "images go in a class folder and end in" if classes else "images end in"
     lines = [f"Ignored {len(ignored)} file(s) that are not read ({rule} {', '.join(IMAGE_EXTENSIONS)}):"]
     lines += [f"  {path}: {why}" for path, why in ignored[:SKIPPED_SHOWN]]
     if len(ignored) > SKIPPED_SHOWN:
@@ -165,7 +161,15 @@ def list_images(paths):
 
 
 def _image_files(folder):
-    return [path for path in visible_files(folder) if is_image_file(path.name)]
+    return _files_by_kind(folder)[0]
+
+
+def _files_by_kind(folder):
+    """`(image files, other files)` under `folder`, by extension, hidden ones left out."""
+    images, others = [], []
+    for path in visible_files(folder):
+        (images if is_image_file(path.name) else others).append(path)
+    return images, others
 
 
 def visible_dirs(folder):
@@ -278,7 +282,8 @@ def unlabelled_images(path, *, image_size, resize="stretch", verbose=True):
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"No image folder at {root}. Received: path={str(path)!r}")
-    skipped, good = _check_files(root, {"": _image_files(root)}, verbose)
+    image_files, others = _files_by_kind(root)
+    skipped, good = _check_files(root, {"": image_files}, verbose)
     files = good[""]
     if not files:
         raise ValueError(f"No readable image files in {root} ({', '.join(IMAGE_EXTENSIONS)}).\n"
@@ -286,6 +291,6 @@ def unlabelled_images(path, *, image_size, resize="stretch", verbose=True):
     images = decoded_images([str(f) for f in files], size, resize, None, None)
     if verbose:
         print(f"Read {len(files)} images from {root}.")
-        for line in ignored_report(root) + skipped_report(skipped):
+        for line in ignored_report([], others, classes=False) + skipped_report(skipped):
             print(line)
     return UnlabelledImages(images, files, skipped)
