@@ -12,7 +12,7 @@ from transfer_tf.core.checks import check_choice, normalise_image_size
 from transfer_tf.core.choices import RESIZE_POLICIES
 from transfer_tf.data.images import IMAGE_EXTENSIONS, check_image, is_image_file
 from transfer_tf.data.pipeline import decoded_images
-from transfer_tf.data.splits import SKIPPED_SHOWN, skipped_report, splits_from_files, validate_split_args
+from transfer_tf.data.splits import file_list, skipped_report, splits_from_files, validate_split_args
 
 
 def from_directory(
@@ -139,14 +139,9 @@ def ignored_report(loose, others, *, classes=True):
     """
     ignored = [(path, "outside any class folder") for path in loose]
     ignored += [(path, f"extension {path.suffix.lower() or '(none)'!r}") for path in others]
-    if not ignored:
-        return []
     rule = "images go in a class folder and end in" if classes else "images end in"
-    lines = [f"Ignored {len(ignored)} file(s) that are not read ({rule} {', '.join(IMAGE_EXTENSIONS)}):"]
-    lines += [f"  {path}: {why}" for path, why in ignored[:SKIPPED_SHOWN]]
-    if len(ignored) > SKIPPED_SHOWN:
-        lines.append(f"  ... and {len(ignored) - SKIPPED_SHOWN} more")
-    return lines
+    return file_list(f"Ignored {len(ignored)} file(s) that are not read ({rule} {', '.join(IMAGE_EXTENSIONS)}):",
+                     ignored)
 
 
 def list_images(paths):

@@ -86,12 +86,16 @@ class ImageSplits:
 
 def skipped_report(skipped):
     """Lines naming how many files were skipped and the first few."""
-    if not skipped:
+    return file_list(f"Skipped {len(skipped)} unreadable file(s):", skipped)
+
+
+def file_list(heading, files):
+    """`heading`, then the first `SKIPPED_SHOWN` of `files` (`(path, why)` pairs) and how many more; `[]` for none."""
+    if not files:
         return []
-    lines = [f"Skipped {len(skipped)} unreadable file(s):"]
-    lines += [f"  {path}: {reason}" for path, reason in skipped[:SKIPPED_SHOWN]]
-    if len(skipped) > SKIPPED_SHOWN:
-        lines.append(f"  ... and {len(skipped) - SKIPPED_SHOWN} more")
+    lines = [heading] + [f"  {path}: {why}" for path, why in files[:SKIPPED_SHOWN]]
+    if len(files) > SKIPPED_SHOWN:
+        lines.append(f"  ... and {len(files) - SKIPPED_SHOWN} more")
     return lines
 
 
